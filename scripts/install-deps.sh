@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(
     build-essential cmake ninja-build pkg-config
     libev-dev libssl-dev libhiredis-dev libmongoc-dev libbson-dev
-    libyaml-dev libmicrohttpd-dev liblmdb-dev libxxhash-dev
+    libyaml-dev libmicrohttpd-dev liblmdb-dev libxxhash-dev libjansson-dev
 )
 runtime_pkgs=(
     redis-server lmdb-utils openssl curl ca-certificates
