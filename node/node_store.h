@@ -89,6 +89,9 @@ struct node_store {
     const struct node_store_ops *ops;   /* first member of every driver's state */
 };
 
+/* The drivers (node_store.c lists them by conf->driver). */
+extern const struct node_store_ops node_store_lmdb_ops;
+
 /* Opens the driver named in conf->driver. Returns NULL with *err (malloc'ed) on failure. */
 struct node_store *node_store_open(const struct bl_conf_store *conf, char **err);
 void node_store_close(struct node_store *s);            /* NULL is a no-op */
@@ -101,5 +104,34 @@ void node_asset_deinit(struct node_asset *a);
 void node_store_new_id(char out[NODE_ID_LEN + 1]);
 /* True when <s> is exactly 24 lowercase or uppercase hex digits. */
 bool node_store_valid_id(const char *s, size_t len);
+
+/* ---- additions (additive only; see docs/STORE.md) ---- */
+
+#define NODE_ID_BIN_LEN 12              /* ObjectId as bytes */
+
+/*
+ * Like node_store_open() but returns the driver's code: 0 with *out set, or a negative
+ * BL_E* code (BL_EUNAVAIL for an unreachable/unusable store, BL_EINVAL/BL_ECONF for a bad
+ * config) with *err (malloc'ed, caller frees) describing why.
+ */
+int node_store_open_rc(const struct bl_conf_store *conf, struct node_store **out, char **err);
+
+/*
+ * The reason for the calling thread's last failed store operation (e.g. "mdb_put: MDB_MAP_FULL:
+ * Environment mapsize limit reached"), for logging next to the BL_E* code. Thread-local:
+ * valid until this thread's next store call; "" when no reason was recorded. Never NULL.
+ */
+const char *node_store_last_error(void);
+/* For drivers: records the calling thread's last error reason (printf format). */
+void node_store_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Decodes the 24 hex digits <hex> (either case) into bytes. 0 or BL_EINVAL. */
+int node_store_id_to_bin(const char *hex, size_t len, uint8_t out[NODE_ID_BIN_LEN]);
+/* Formats the id bytes <bin> as 24 lowercase hex digits + NUL. */
+void node_store_id_from_bin(const uint8_t bin[NODE_ID_BIN_LEN], char out[NODE_ID_LEN + 1]);
+/* True when <s> is exactly 64 lowercase hex digits (an asset id). */
+bool node_store_valid_sha256(const char *s, size_t len);
+/* Seconds field (creation time, s since the epoch) of the id bytes <bin>. */
+uint32_t node_store_id_seconds(const uint8_t bin[NODE_ID_BIN_LEN]);
 
 #endif /* NODE_STORE_H */
