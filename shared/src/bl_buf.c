@@ -1,6 +1,7 @@
 #include "bl/bl_buf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,23 +33,29 @@ bl_buf_reset(struct bl_buf *b)
 int
 bl_buf_reserve(struct bl_buf *b, size_t extra)
 {
-    size_t need = b->len + extra + 1;   /* + NUL */
+    size_t need;
     size_t cap = b->cap ? b->cap : 64;
     char *p;
 
-    if (need < b->len) {
-        return -ENOMEM;
+    if (extra > SIZE_MAX - 1 - b->len) {
+        return -ENOMEM;                 /* len + extra + NUL would wrap */
     }
+    need = b->len + extra + 1;          /* + NUL */
     if (need <= b->cap) {
         return 0;
     }
     while (cap < need) {
+        if (cap > SIZE_MAX / 2) {
+            cap = need;                 /* doubling would wrap to 0 and loop forever */
+            break;
+        }
         cap *= 2;
     }
     p = realloc(b->data, cap);
     if (p == NULL) {
         return -ENOMEM;
     }
+    p[b->len] = '\0';                   /* the first allocation must be a string too */
     b->data = p;
     b->cap = cap;
     return 0;
