@@ -86,6 +86,8 @@ enum lb_http_err {
 #define LB_HTTP_DEFAULT_MAX_HEADERS 100u
 #define LB_HTTP_DEFAULT_MAX_BODY    (10u * 1024u * 1024u)
 
+/* A zero max_line/max_head/max_headers means the default; a NULL limits pointer means
+ * all defaults. */
 struct lb_http_limits {
     uint32_t max_line;     /* request/status line bytes incl. CRLF; above -> 414 */
     uint32_t max_head;     /* head bytes incl. final CRLF CRLF; above -> 431 (<= 65535) */
