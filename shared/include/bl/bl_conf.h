@@ -49,6 +49,32 @@
 #define BL_CONF_DEFAULT_ASSET (10ull << 20)
 #define BL_CONF_DEFAULT_AUTOSCALE_INTERVAL_MS 5000
 
+/* Added by the loader (not in the first header draft): */
+#define BL_CONF_MAX_FILE_SIZE (1024 * 1024)     /* bl_conf_load reads at most 1 MiB */
+#define BL_CONF_MAX_NODES 4096                  /* entries in nodes: */
+#define BL_CONF_MAX_LISTENERS 64                /* entries in lb.listeners: */
+#define BL_CONF_DEFAULT_CLUSTER_NAME "blogscale"
+#define BL_CONF_DEFAULT_ADMIN_BIND "127.0.0.1:8404"
+#define BL_CONF_DEFAULT_WORKERS 0               /* auto */
+#define BL_CONF_DEFAULT_THREADS 0               /* auto */
+#define BL_CONF_DEFAULT_WRITE_CONCERN "majority"
+#define BL_CONF_DEFAULT_READ_PREFERENCE "primary"
+#define BL_CONF_DEFAULT_SERVER_SELECTION_TIMEOUT_MS 5000
+#define BL_CONF_DEFAULT_SOCKET_TIMEOUT_MS 10000
+#define BL_CONF_DEFAULT_NODE_WEIGHT 1
+#define BL_CONF_DEFAULT_AUTOSCALE_MIN 1
+#define BL_CONF_DEFAULT_AUTOSCALE_MAX 32
+#define BL_CONF_DEFAULT_TARGET_RPS_PER_NODE 20000.0
+#define BL_CONF_DEFAULT_TOLERANCE 0.1
+#define BL_CONF_DEFAULT_UP_WINDOW_MS 15000
+#define BL_CONF_DEFAULT_DOWN_WINDOW_MS 300000
+#define BL_CONF_DEFAULT_COOLDOWN_MS 30000
+#define BL_CONF_DEFAULT_HOOK_TIMEOUT_MS 60000
+#define BL_CONF_DEFAULT_LOG_LEVEL BL_LOG_INFO
+/* node.assets.types when the file does not list them */
+#define BL_CONF_DEFAULT_ASSET_TYPES \
+    { "image/png", "image/jpeg", "image/webp", "image/gif", "application/pdf" }
+
 enum bl_conf_mode {
     BL_MODE_HTTP,
     BL_MODE_TCP,
@@ -213,6 +239,9 @@ struct bl_conf {
     size_t nnodes;
     struct bl_conf_autoscale autoscale; /* autoscale: */
     enum bl_log_level log_level;        /* log.level: debug | info | warn | error */
+    char **warnings;                    /* "file:line:column: key: message" lines that are not
+                                           load errors, e.g. no write token configured */
+    size_t nwarnings;
 };
 
 /*
