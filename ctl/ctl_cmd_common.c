@@ -1,0 +1,404 @@
+#include "ctl_cmd.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/crypto.h>
+
+#include "bl/bl_err.h"
+#include "bl/bl_util.h"
+
+const struct ctl_cmd ctl_cmds[] = {
+    { "up", "run the whole cluster of the config file in the foreground",
+      "usage: blogctl [-c FILE] up\n"
+      "\n"
+      "Starts the cluster the file describes, in the foreground: a managed redis-server\n"
+      "(when cluster.redis_managed is true), every node of `nodes:`, blog-lb, then blog-ctld\n"
+      "(when the file has an autoscale: section). Waits until each is ready, then prints\n"
+      "exactly one line on stdout that scripts can wait for:\n"
+      "\n"
+      "  blogscale up: api=http://HOST:PORT admin=http://HOST:PORT\n"
+      "\n"
+      "followed by a short summary. Every child's log lines go to stderr prefixed with its\n"
+      "name. Ctrl-C (SIGINT) or SIGTERM stops everything in reverse order and exits 0.\n"
+      "SIGHUP is passed on to the nodes, the LB and ctld (config reload).\n"
+      "Fail-fast: if any child dies, blogctl says which and why, stops the rest, exits 1.\n",
+      ctl_cmd_up },
+    { "status", "health and figures of the nodes and the LB",
+      "usage: blogctl [-c FILE] [--json] status [--window DURATION]\n"
+      "\n"
+      "Asks every node of the config for /readyz and /metrics and the LB's admin address\n"
+      "for /metrics, and prints one row per component: state, requests, requests/s, p99,\n"
+      "cache hit %, coherence. Rates come from two samples --window apart (default 1s;\n"
+      "0 = a single sample, no rates). The admin token is read from $BLOGSCALE_ADMIN_TOKEN.\n"
+      "Exit 0 when every node is ready, 1 otherwise.\n",
+      ctl_cmd_status },
+    { "nodes", "list|add|remove|drain|undrain nodes on the LBs (needs the LB admin API)",
+      "usage: blogctl [-c FILE] [--json] nodes list\n"
+      "       blogctl [-c FILE] nodes add NAME HOST:PORT\n"
+      "       blogctl [-c FILE] nodes remove|drain|undrain NAME\n"
+      "\n"
+      "Changes the node set of the running LBs through their admin API.\n",
+      ctl_cmd_nodes },
+    { "config", "check a cluster file",
+      "usage: blogctl [--json] config check [FILE]\n"
+      "\n"
+      "Loads FILE (default: -c FILE, $BLOGSCALE_CONFIG, /etc/blogscale/cluster.yaml) and\n"
+      "prints \"FILE: ok\" with a one-line summary, or the error as file:line:column and\n"
+      "exits 1.\n",
+      ctl_cmd_config },
+    { "cache", "flush node caches (needs the LB admin API)",
+      "usage: blogctl [-c FILE] cache flush [ID]\n"
+      "\n"
+      "Drops one post (ID) or everything from every node's hot cache.\n",
+      ctl_cmd_cache },
+    { "posts", "load sample posts through the API",
+      "usage: blogctl [-c FILE] [--json] posts seed N [--api URL] [--token TOKEN]\n"
+      "\n"
+      "POSTs N sample posts (varied titles, authors and tags, ~1 KiB bodies) to /posts\n"
+      "through the LB on one keep-alive connection. The API URL defaults to the config's\n"
+      "first http listener; the write token comes from --token or $BLOGSCALE_TOKEN.\n"
+      "Shows a progress bar when stderr is a terminal. Exit 1 if any post failed.\n",
+      ctl_cmd_posts },
+    { "scale", "autoscaler state (needs blog-ctld and the LB admin API)",
+      "usage: blogctl [-c FILE] [--json] scale status\n",
+      ctl_cmd_scale },
+    { "route", "which node owns a post id, and its next preferences",
+      "usage: blogctl [-c FILE] [--json] route /posts/ID\n",
+      ctl_cmd_route },
+    { "ring", "Maglev ring: verify LBs agree, plan a node change",
+      "usage: blogctl [-c FILE] [--json] ring plan add NAME [--weight W]\n"
+      "       blogctl [-c FILE] [--json] ring plan remove NAME\n"
+      "       blogctl [-c FILE] [--json] ring verify      (needs the LB admin API)\n"
+      "\n"
+      "`ring plan` computes, from the config's nodes, the Maglev tables before and after\n"
+      "the change and prints the share of post ids that would change owner (and where\n"
+      "they go), before you do it. Nothing is contacted.\n",
+      ctl_cmd_ring },
+    { NULL, NULL, NULL, NULL },
+};
+
+void
+ctl_err(const char *fmt, ...)
+{
+    va_list ap;
+
+    fflush(stdout);
+    fputs("blogctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int
+ctl_usage(const char *name, bool to_stdout)
+{
+    FILE *f = to_stdout ? stdout : stderr;
+
+    for (const struct ctl_cmd *c = ctl_cmds; c->name != NULL; c++) {
+        if (strcmp(c->name, name) == 0) {
+            fputs(c->usage, f);
+            break;
+        }
+    }
+    return to_stdout ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+}
+
+bool
+ctl_wants_help(const struct ctl_ctx *ctx)
+{
+    for (int i = 0; i < ctx->argc; i++) {
+        if (strcmp(ctx->argv[i], "--") == 0) {
+            break;
+        }
+        if (strcmp(ctx->argv[i], "-h") == 0 || strcmp(ctx->argv[i], "--help") == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+struct bl_conf *
+ctl_load_conf(const struct ctl_ctx *ctx)
+{
+    char *err = NULL;
+    struct bl_conf *conf = bl_conf_load(ctx->conf_path, &err);
+
+    if (conf == NULL) {
+        if (ctx->json) {
+            ctl_json_print(json_pack("{s:b,s:s,s:s}", "ok", 0, "file", ctx->conf_path,
+                                     "error", err != NULL ? err : "cannot load"));
+        } else {
+            fflush(stdout);
+            fprintf(stderr, "%s\n", err != NULL ? err : "blogctl: cannot load the config");
+            if (!ctx->conf_given && access(ctx->conf_path, F_OK) != 0) {
+                fprintf(stderr, "blogctl: give the cluster file with -c FILE or "
+                        "$BLOGSCALE_CONFIG (e.g. -c examples/local.yaml)\n");
+            }
+        }
+        free(err);
+    }
+    return conf;
+}
+
+static char *
+try_exec(const char *dir, const char *rel, const char *name)
+{
+    char path[PATH_MAX];
+    char real[PATH_MAX];
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s%s%s", dir, rel ? rel : "",
+                         rel ? "/" : "", name) >= sizeof(path)) {
+        return NULL;
+    }
+    if (access(path, X_OK) != 0) {
+        return NULL;
+    }
+    if (realpath(path, real) == NULL) {
+        return bl_xstrdup(path);
+    }
+    return bl_xstrdup(real);
+}
+
+char *
+ctl_find_binary(const char *name, const char *subdir)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    char *found = NULL;
+    const char *pathenv;
+
+    if (n > 0) {
+        char *slash;
+
+        self[n] = '\0';
+        slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            if (subdir != NULL) {
+                char rel[PATH_MAX];
+
+                snprintf(rel, sizeof(rel), "../%s", subdir);
+                found = try_exec(self, rel, name);
+            }
+            if (found == NULL) {
+                found = try_exec(self, NULL, name);
+            }
+            if (found != NULL) {
+                return found;
+            }
+        }
+    }
+    pathenv = getenv("PATH");
+    if (pathenv == NULL) {
+        pathenv = "/usr/local/bin:/usr/bin:/bin";
+    }
+    {
+        char *copy = bl_xstrdup(pathenv), *save = NULL;
+
+        for (char *d = strtok_r(copy, ":", &save); d != NULL; d = strtok_r(NULL, ":", &save)) {
+            if (*d == '\0') {
+                continue;
+            }
+            found = try_exec(d, NULL, name);
+            if (found != NULL) {
+                break;
+            }
+        }
+        free(copy);
+    }
+    return found;
+}
+
+int
+ctl_redis_url_parse(const char *url, struct ctl_redis_url *u)
+{
+    const char *p, *at, *host, *hend;
+    size_t len;
+
+    memset(u, 0, sizeof(*u));
+    u->port = 6379;
+    if (strncmp(url, "redis://", 8) != 0) {
+        return BL_EINVAL;
+    }
+    p = url + 8;
+    at = strchr(p, '@');
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+
+        if (colon != NULL) {
+            len = (size_t)(at - colon - 1);
+            if (len >= sizeof(u->password)) {
+                return BL_EINVAL;
+            }
+            memcpy(u->password, colon + 1, len);
+            u->password[len] = '\0';
+        }
+        p = at + 1;
+    }
+    if (*p == '[') {
+        host = p + 1;
+        hend = strchr(host, ']');
+        if (hend == NULL) {
+            return BL_EINVAL;
+        }
+        p = hend + 1;
+    } else {
+        host = p;
+        hend = p + strcspn(p, ":/");
+        p = hend;
+    }
+    len = (size_t)(hend - host);
+    if (len == 0 || len >= sizeof(u->host)) {
+        return BL_EINVAL;
+    }
+    memcpy(u->host, host, len);
+    u->host[len] = '\0';
+    if (*p == ':') {
+        char *end;
+        unsigned long port = strtoul(p + 1, &end, 10);
+
+        if (end == p + 1 || port == 0 || port > 65535) {
+            return BL_EINVAL;
+        }
+        u->port = (unsigned)port;
+        p = end;
+    }
+    if (*p == '/') {
+        char *end;
+
+        if (p[1] != '\0') {
+            unsigned long db = strtoul(p + 1, &end, 10);
+
+            if (end == p + 1 || *end != '\0' || db > 1000000) {
+                return BL_EINVAL;
+            }
+            u->db = (unsigned)db;
+        }
+    } else if (*p != '\0') {
+        return BL_EINVAL;
+    }
+    return 0;
+}
+
+void
+ctl_connect_addr(const char *bind, char *out, size_t outlen)
+{
+    const char *colon = strrchr(bind, ':');
+
+    if (colon != NULL && (size_t)(colon - bind) == 7 && strncmp(bind, "0.0.0.0", 7) == 0) {
+        snprintf(out, outlen, "127.0.0.1%s", colon);
+    } else if (colon != NULL && strncmp(bind, "[::]:", 5) == 0) {
+        snprintf(out, outlen, "[::1]%s", colon);
+    } else if (colon != NULL && (size_t)(colon - bind) == 0) {
+        snprintf(out, outlen, "127.0.0.1%s", colon);        /* ":8080" */
+    } else {
+        snprintf(out, outlen, "%s", bind);
+    }
+}
+
+const struct bl_conf_listener *
+ctl_api_listener(const struct bl_conf *conf)
+{
+    const struct bl_conf_listener *tls = NULL;
+
+    for (size_t i = 0; i < conf->lb.nlisteners; i++) {
+        const struct bl_conf_listener *l = &conf->lb.listeners[i];
+
+        if (l->mode != BL_MODE_HTTP) {
+            continue;
+        }
+        if (!l->tls.enabled) {
+            return l;
+        }
+        if (tls == NULL) {
+            tls = l;
+        }
+    }
+    return tls;
+}
+
+bool
+ctl_api_url(const struct bl_conf *conf, char *out, size_t outlen)
+{
+    const struct bl_conf_listener *l = ctl_api_listener(conf);
+    char addr[300];
+
+    if (l == NULL) {
+        return false;
+    }
+    ctl_connect_addr(l->bind, addr, sizeof(addr));
+    snprintf(out, outlen, "%s://%s", l->tls.enabled ? "https" : "http", addr);
+    return true;
+}
+
+bool
+ctl_conf_accepts_token(const struct bl_conf *conf, const char *token)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    bool ok = false;
+
+    if (EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL) != 1
+        || mdlen != BL_SHA256_LEN) {
+        return false;
+    }
+    for (size_t i = 0; i < conf->cluster.nwrite_tokens; i++) {
+        if (CRYPTO_memcmp(conf->cluster.write_tokens[i], md, BL_SHA256_LEN) == 0) {
+            ok = true;
+        }
+    }
+    return ok;
+}
+
+void
+ctl_json_print(json_t *j)
+{
+    char *s;
+
+    if (j == NULL) {
+        fputs("{\"ok\":false,\"error\":\"out of memory\"}\n", stdout);
+        return;
+    }
+    s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s != NULL) {
+        puts(s);
+        free(s);
+    }
+    json_decref(j);
+    fflush(stdout);
+}
+
+int
+ctl_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    int prev[64], cur[64];
+
+    if (la > 60 || lb > 60) {
+        return 100;
+    }
+    for (size_t j = 0; j <= lb; j++) {
+        prev[j] = (int)j;
+    }
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1;
+            int ins = cur[j - 1] + 1;
+
+            cur[j] = BL_MIN(sub, BL_MIN(del, ins));
+        }
+        memcpy(prev, cur, sizeof(int) * (lb + 1));
+    }
+    return prev[lb];
+}

@@ -1,0 +1,407 @@
+/*
+ * blogctl ring plan add|remove NAME, ring verify, route /posts/ID.
+ * `ring plan` and `route` are computed locally from the config's node set with the same
+ * Maglev code and id hash the LB uses (bl_maglev, bl_hash64 of the percent-decoded id).
+ */
+#include "ctl_cmd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bl/bl_hash.h"
+#include "bl/bl_maglev.h"
+#include "bl/bl_util.h"
+
+#define RING_SAMPLES 1000000u
+
+static bool
+valid_node_name(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > 64) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+              || c == '_' || c == '.' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+struct ring_set {
+    const char **names;
+    uint32_t *weights;
+    size_t n;
+};
+
+static void
+ring_set_from_conf(const struct bl_conf *conf, struct ring_set *s, size_t extra)
+{
+    s->names = bl_xcalloc(conf->nnodes + extra + 1, sizeof(*s->names));
+    s->weights = bl_xcalloc(conf->nnodes + extra + 1, sizeof(*s->weights));
+    s->n = conf->nnodes;
+    for (size_t i = 0; i < conf->nnodes; i++) {
+        s->names[i] = conf->nodes[i].name;
+        s->weights[i] = conf->nodes[i].weight;
+    }
+}
+
+static void
+ring_set_free(struct ring_set *s)
+{
+    BL_FREE(s->names);
+    BL_FREE(s->weights);
+}
+
+/*
+ * Counts the share of ids whose owner changes between <a> and <b> (tables over the sets
+ * <sa>, <sb>), and the moves from each node of <sa> to each node of <sb> into <moves>
+ * (sa->n x (sb->n + 1), last column = "no owner"). Exact over the slots when both tables
+ * have the same size, else estimated from RING_SAMPLES hashes.
+ */
+static double
+ring_moved(const struct bl_maglev *a, const struct ring_set *sa, const struct bl_maglev *b,
+           const struct ring_set *sb, uint64_t *moves, bool *exact)
+{
+    uint64_t moved = 0, total;
+    size_t cols = sb->n + 1;
+
+    if (bl_maglev_size(a) == bl_maglev_size(b)) {
+        const int32_t *x = bl_maglev_slots(a), *y = bl_maglev_slots(b);
+
+        total = bl_maglev_size(a);
+        for (uint32_t i = 0; i < bl_maglev_size(a); i++) {
+            const char *from = x[i] >= 0 ? sa->names[x[i]] : NULL;
+            const char *to = y[i] >= 0 ? sb->names[y[i]] : NULL;
+
+            if (from != NULL && (to == NULL || strcmp(from, to) != 0)) {
+                moved++;
+                moves[(size_t)x[i] * cols + (y[i] >= 0 ? (size_t)y[i] : sb->n)]++;
+            }
+        }
+        *exact = true;
+    } else {
+        uint64_t h = 0x243f6a8885a308d3ull;
+
+        total = RING_SAMPLES;
+        for (uint32_t i = 0; i < RING_SAMPLES; i++) {
+            int ia, ib;
+
+            h = bl_hash64(&i, sizeof(i));
+            ia = bl_maglev_lookup(a, h);
+            ib = bl_maglev_lookup(b, h);
+            if (ia >= 0 && (ib < 0 || strcmp(sa->names[ia], sb->names[ib]) != 0)) {
+                moved++;
+                moves[(size_t)ia * cols + (ib >= 0 ? (size_t)ib : sb->n)]++;
+            }
+        }
+        *exact = false;
+    }
+    for (size_t i = 0; i < sa->n * cols; i++) {
+        moves[i] = moves[i] * 1000000ull / total;       /* parts per million */
+    }
+    return total ? (double)moved / (double)total : 0.0;
+}
+
+static int
+ring_plan(struct ctl_ctx *ctx, struct bl_conf *conf, bool add, const char *name,
+          uint32_t weight)
+{
+    struct ring_set before, after;
+    struct bl_maglev *a = NULL, *b = NULL;
+    uint64_t *moves = NULL;
+    uint64_t wsum_before = 0, wsum_after = 0, wname = 0;
+    double share, ideal;
+    bool exact;
+    int rc = CTL_EXIT_FAIL;
+
+    ring_set_from_conf(conf, &before, 0);
+    ring_set_from_conf(conf, &after, 1);
+    if (add) {
+        if (bl_conf_find_node(conf, name) != NULL) {
+            ctl_err("ring plan add: %s is already in nodes: of %s", name, conf->file);
+            goto out;
+        }
+        after.names[after.n] = name;
+        after.weights[after.n] = weight;
+        after.n++;
+        wname = weight;
+    } else {
+        size_t j = 0;
+        bool found = false;
+
+        for (size_t i = 0; i < before.n; i++) {
+            if (strcmp(before.names[i], name) == 0) {
+                found = true;
+                wname = before.weights[i];
+                continue;
+            }
+            after.names[j] = before.names[i];
+            after.weights[j] = before.weights[i];
+            j++;
+        }
+        after.n = j;
+        if (!found) {
+            ctl_err("ring plan remove: no node named %s in %s", name, conf->file);
+            goto out;
+        }
+        if (after.n == 0) {
+            ctl_err("ring plan remove: %s is the only node; every id would lose its owner",
+                    name);
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < before.n; i++) {
+        wsum_before += before.weights[i];
+    }
+    for (size_t i = 0; i < after.n; i++) {
+        wsum_after += after.weights[i];
+    }
+    a = bl_maglev_create(before.names, before.weights, before.n, 0);
+    b = bl_maglev_create(after.names, after.weights, after.n, 0);
+    if (a == NULL || b == NULL) {
+        ctl_err("ring plan: cannot build the Maglev tables (node names must be distinct)");
+        goto out;
+    }
+    moves = bl_xcalloc(before.n * (after.n + 1), sizeof(*moves));
+    share = ring_moved(a, &before, b, &after, moves, &exact);
+    ideal = add ? (wsum_after ? (double)wname / (double)wsum_after : 0.0)
+                : (wsum_before ? (double)wname / (double)wsum_before : 0.0);
+    if (ctx->json) {
+        json_t *flows = json_array();
+
+        for (size_t i = 0; i < before.n; i++) {
+            for (size_t k = 0; k <= after.n; k++) {
+                uint64_t ppm = moves[i * (after.n + 1) + k];
+
+                if (ppm == 0) {
+                    continue;
+                }
+                json_array_append_new(flows, json_pack("{s:s,s:s?,s:f}", "from", before.names[i],
+                                                       "to", k < after.n ? after.names[k] : NULL,
+                                                       "share", (double)ppm / 1e6));
+            }
+        }
+        ctl_json_print(json_pack("{s:b,s:s,s:s,s:i,s:i,s:f,s:f,s:b,s:o}", "ok", 1,
+                                 "change", add ? "add" : "remove", "node", name,
+                                 "nodes_before", (json_int_t)before.n,
+                                 "nodes_after", (json_int_t)after.n, "moved_share", share,
+                                 "ideal_share", ideal, "exact", exact, "flows", flows));
+    } else {
+        printf("%s %s: %.2f%% of post ids change owner (ideal %.2f%%), %zu -> %zu "
+               "nodes%s\n", add ? "adding" : "removing", name, share * 100.0, ideal * 100.0,
+               before.n, after.n, exact ? "" : " (estimated from 1M sample ids)");
+        for (size_t i = 0; i < before.n; i++) {
+            for (size_t k = 0; k <= after.n; k++) {
+                uint64_t ppm = moves[i * (after.n + 1) + k];
+
+                if (ppm == 0) {
+                    continue;
+                }
+                printf("  %-16s -> %-16s %6.2f%%\n", before.names[i],
+                       k < after.n ? after.names[k] : "-", (double)ppm / 1e4);
+            }
+        }
+        printf("(computed from %s; each LB builds the same table from the same node set)\n",
+               conf->file);
+    }
+    rc = CTL_EXIT_OK;
+out:
+    BL_FREE(moves);
+    bl_maglev_destroy(a);
+    bl_maglev_destroy(b);
+    ring_set_free(&before);
+    ring_set_free(&after);
+    return rc;
+}
+
+int
+ctl_cmd_ring(struct ctl_ctx *ctx)
+{
+    struct bl_conf *conf;
+    const char *name = NULL, *op = NULL;
+    unsigned long weight = 1;
+    int rc;
+
+    if (ctl_wants_help(ctx)) {
+        return ctl_usage("ring", true);
+    }
+    if (ctx->argc >= 1 && strcmp(ctx->argv[0], "verify") == 0) {
+        ctl_err("ring verify needs the LB admin API (not built yet): it compares the Maglev "
+                "table digest every running LB reports; use `blogctl ring plan` for a local "
+                "computation");
+        return CTL_EXIT_FAIL;
+    }
+    if (ctx->argc < 1 || strcmp(ctx->argv[0], "plan") != 0) {
+        if (ctx->argc >= 1) {
+            ctl_err("ring: unknown subcommand '%s'", ctx->argv[0]);
+        }
+        return ctl_usage("ring", false);
+    }
+    for (int i = 1; i < ctx->argc; i++) {
+        const char *a = ctx->argv[i];
+
+        if (strcmp(a, "--weight") == 0 && i + 1 < ctx->argc) {
+            char *end;
+
+            weight = strtoul(ctx->argv[++i], &end, 10);
+            if (*end != '\0' || weight == 0 || weight > 1000) {
+                ctl_err("ring plan: --weight must be 1..1000");
+                return CTL_EXIT_USAGE;
+            }
+        } else if (a[0] == '-') {
+            ctl_err("ring plan: unknown option '%s'", a);
+            return ctl_usage("ring", false);
+        } else if (op == NULL) {
+            op = a;
+        } else if (name == NULL) {
+            name = a;
+        } else {
+            ctl_err("ring plan: unexpected argument '%s'", a);
+            return ctl_usage("ring", false);
+        }
+    }
+    if (op == NULL || name == NULL || (strcmp(op, "add") != 0 && strcmp(op, "remove") != 0)) {
+        ctl_err("ring plan: expected `add NAME` or `remove NAME`");
+        return ctl_usage("ring", false);
+    }
+    if (!valid_node_name(name)) {
+        ctl_err("ring plan: '%s' is not a node name ([A-Za-z0-9_.-], 1 to 64 characters)", name);
+        return CTL_EXIT_USAGE;
+    }
+    conf = ctl_load_conf(ctx);
+    if (conf == NULL) {
+        return CTL_EXIT_FAIL;
+    }
+    rc = ring_plan(ctx, conf, strcmp(op, "add") == 0, name, (uint32_t)weight);
+    bl_conf_destroy(conf);
+    return rc;
+}
+
+static int
+hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Decodes %XX in <s>/<n> into <out> (at most <max> bytes), as the LB does. Length or -1. */
+static long
+pct_decode(const char *s, size_t n, char *out, size_t max)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)s[i];
+
+        if (ch == '%') {
+            int hi, lo;
+
+            if (i + 2 >= n) {
+                return -1;
+            }
+            hi = hexval((unsigned char)s[i + 1]);
+            lo = hexval((unsigned char)s[i + 2]);
+            if (hi < 0 || lo < 0) {
+                return -1;
+            }
+            ch = hi * 16 + lo;
+            i += 2;
+        }
+        if (j == max) {
+            return -1;
+        }
+        out[j++] = (char)ch;
+    }
+    return (long)j;
+}
+
+int
+ctl_cmd_route(struct ctl_ctx *ctx)
+{
+    struct bl_conf *conf;
+    struct ring_set set;
+    struct bl_maglev *m;
+    const char *arg, *id;
+    char dec[512];
+    long dlen;
+    int prefs[16];
+    size_t np;
+    uint64_t h;
+
+    if (ctl_wants_help(ctx)) {
+        return ctl_usage("route", true);
+    }
+    if (ctx->argc != 1) {
+        return ctl_usage("route", false);
+    }
+    arg = ctx->argv[0];
+    if (strncmp(arg, "/posts/", 7) == 0) {
+        id = arg + 7;
+    } else if (strncmp(arg, "/assets/", 8) == 0) {
+        id = arg + 8;
+    } else if (arg[0] != '/') {
+        id = arg;
+    } else {
+        ctl_err("route: only /posts/ID and /assets/ID route by id (everything else goes to the "
+                "less loaded of two random nodes)");
+        return CTL_EXIT_USAGE;
+    }
+    dlen = pct_decode(id, strcspn(id, "?"), dec, sizeof(dec));
+    if (dlen <= 0) {
+        ctl_err("route: bad id '%s'", id);
+        return CTL_EXIT_USAGE;
+    }
+    conf = ctl_load_conf(ctx);
+    if (conf == NULL) {
+        return CTL_EXIT_FAIL;
+    }
+    ring_set_from_conf(conf, &set, 0);
+    m = bl_maglev_create(set.names, set.weights, set.n, 0);
+    if (m == NULL) {
+        ctl_err("route: cannot build the Maglev table of %s", conf->file);
+        ring_set_free(&set);
+        bl_conf_destroy(conf);
+        return CTL_EXIT_FAIL;
+    }
+    h = bl_hash64(dec, (size_t)dlen);
+    np = bl_maglev_preferences(m, h, prefs, BL_MIN(set.n, BL_ARRAY_SIZE(prefs)));
+    if (ctx->json) {
+        json_t *p = json_array();
+
+        for (size_t i = 0; i < np; i++) {
+            json_array_append_new(p, json_string(set.names[prefs[i]]));
+        }
+        ctl_json_print(json_pack("{s:b,s:s,s:s?,s:o,s:s}", "ok", 1, "id", id,
+                                 "owner", np > 0 ? set.names[prefs[0]] : NULL,
+                                 "preferences", p, "source", "config"));
+    } else {
+        printf("%s -> owner %s", arg, np > 0 ? set.names[prefs[0]] : "none");
+        if (np > 1) {
+            printf(", then");
+            for (size_t i = 1; i < np; i++) {
+                printf(" %s", set.names[prefs[i]]);
+            }
+        }
+        printf("\n(from the node set of %s, as every LB with that set computes it; live health "
+               "and bounded-load spill need the LB admin API, not built yet)\n", conf->file);
+    }
+    bl_maglev_destroy(m);
+    ring_set_free(&set);
+    bl_conf_destroy(conf);
+    return CTL_EXIT_OK;
+}
