@@ -1,0 +1,413 @@
+#include "node_posts.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bl/bl_buf.h"
+#include "bl/bl_err.h"
+#include "bl/bl_log.h"
+#include "bl/bl_time.h"
+
+#define NODE_LIST_DEFAULT 20
+#define NODE_LIST_MAX 1000
+#define NODE_IF_MATCH_MAX 16            /* versions of one id we look at in an If-Match list */
+
+/*
+ * Posts may be stored by any client and change on every write: caches may keep them but
+ * must revalidate each time (cheap with the ETag), so no client serves a stale version.
+ */
+#define NODE_POST_CACHE_CONTROL "no-cache"
+
+bool
+node_posts_id(const char *s, size_t len, char out[NODE_ID_LEN + 1])
+{
+    if (!node_store_valid_id(s, len)) {
+        return false;
+    }
+    for (size_t i = 0; i < NODE_ID_LEN; i++) {
+        char c = s[i];
+
+        out[i] = (c >= 'A' && c <= 'F') ? (char)(c + 32) : c;
+    }
+    out[NODE_ID_LEN] = '\0';
+    return true;
+}
+
+void
+node_rendered_deinit(struct node_rendered *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->len = 0;
+}
+
+static int
+render_post(const struct node_post *p, struct node_rendered *out)
+{
+    struct bl_buf b;
+
+    bl_buf_init(&b);
+    if (bl_buf_reserve(&b, 512 + strlen(p->body)) != 0 || node_json_render_post(&b, p) != 0) {
+        bl_buf_deinit(&b);
+        return -ENOMEM;
+    }
+    out->body = bl_buf_steal(&b, &out->len);
+    node_json_post_etag(p->id, p->version, out->etag);
+    return 0;
+}
+
+int
+node_posts_render(struct node_server *srv, const char *id, struct node_rendered *out)
+{
+    struct node_store *s = srv->store;
+    struct node_post p;
+    uint64_t t0;
+    int rc;
+
+    memset(&p, 0, sizeof(p));
+    t0 = bl_time_mono_ns();
+    rc = node_store_done(srv, NODE_OP_GET, t0, s->ops->get(s, id, &p));
+    if (rc != 0) {
+        return rc;
+    }
+    rc = render_post(&p, out);
+    node_post_deinit(&p);
+    return rc;
+}
+
+/* A 200/201 response carrying <r> (its body is taken). */
+static struct MHD_Response *
+post_response(struct node_rendered *r)
+{
+    struct MHD_Response *resp;
+
+    resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        node_rendered_deinit(r);
+        return NULL;
+    }
+    r->body = NULL;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, NODE_POST_CACHE_CONTROL);
+    return resp;
+}
+
+enum MHD_Result
+node_posts_get(struct node_ctx *ctx, const char *id_raw)
+{
+    char id[NODE_ID_LEN + 1];
+    struct node_rendered r;
+    struct MHD_Response *resp;
+    const char *inm;
+    unsigned status;
+    int rc;
+
+    if (!node_posts_id(id_raw, strlen(id_raw), id)) {
+        return node_http_error(ctx, MHD_HTTP_NOT_FOUND, "not_found", "no such post");
+    }
+    rc = node_posts_render(ctx->srv, id, &r);
+    if (rc != 0) {
+        return node_http_store_error(ctx, rc, "get", id);
+    }
+    /* A 304 is the 200 without its body: MHD sends no body for 304 and its Content-Length
+     * is the representation's, as RFC 9110 8.6 wants. */
+    inm = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    status = inm != NULL && node_json_none_match(inm, r.etag) ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK;
+    resp = post_response(&r);
+    if (resp != NULL) {
+        MHD_add_response_header(resp, "X-Cache", "MISS");
+    }
+    return node_http_send(ctx, status, resp);
+}
+
+/* Parses ?limit: absent -> default; present, it must be 1..1000 in plain digits. */
+static bool
+parse_limit(struct MHD_Connection *conn, size_t *out)
+{
+    const char *v = NULL;
+    size_t vlen = 0;
+    size_t n = 0;
+
+    if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, "limit", 5, &v, &vlen) !=
+        MHD_YES) {
+        *out = NODE_LIST_DEFAULT;
+        return true;
+    }
+    if (v == NULL || vlen == 0 || vlen > 4) {
+        return false;
+    }
+    for (size_t i = 0; i < vlen; i++) {
+        if (v[i] < '0' || v[i] > '9') {
+            return false;
+        }
+        n = n * 10 + (size_t)(v[i] - '0');
+    }
+    if (n < 1 || n > NODE_LIST_MAX) {
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+enum MHD_Result
+node_posts_list(struct node_ctx *ctx)
+{
+    struct node_server *srv = ctx->srv;
+    struct node_post_list l;
+    struct bl_buf b;
+    char cursor[NODE_ID_LEN + 1];
+    const char *cv = NULL;
+    size_t cvlen = 0;
+    bool has_cursor;
+    size_t limit;
+    uint64_t t0;
+    int rc;
+    struct MHD_Response *resp;
+
+    if (!parse_limit(ctx->conn, &limit)) {
+        return node_http_error(ctx, MHD_HTTP_BAD_REQUEST, "invalid_limit",
+                               "limit must be an integer from 1 to 1000");
+    }
+    has_cursor = MHD_lookup_connection_value_n(ctx->conn, MHD_GET_ARGUMENT_KIND, "cursor", 6,
+                                               &cv, &cvlen) == MHD_YES;
+    if (has_cursor && (cv == NULL || !node_posts_id(cv, cvlen, cursor))) {
+        return node_http_error(ctx, MHD_HTTP_BAD_REQUEST, "invalid_cursor",
+                               "cursor must be a next_cursor value from a previous page");
+    }
+    memset(&l, 0, sizeof(l));
+    t0 = bl_time_mono_ns();
+    rc = node_store_done(srv, NODE_OP_LIST, t0,
+                         srv->store->ops->list(srv->store, has_cursor ? cursor : NULL, limit, &l));
+    if (rc != 0) {
+        return node_http_store_error(ctx, rc, "list", NULL);
+    }
+    bl_buf_init(&b);
+    rc = node_json_render_list(&b, &l);
+    node_post_list_deinit(&l);
+    if (rc != 0) {
+        bl_buf_deinit(&b);
+        return node_http_error(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory",
+                               "out of memory");
+    }
+    resp = node_http_json_response(&b);
+    if (resp != NULL) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, NODE_POST_CACHE_CONTROL);
+        MHD_add_response_header(resp, "X-Cache", "MISS");
+    }
+    return node_http_send(ctx, MHD_HTTP_OK, resp);
+}
+
+/* Answers a validation failure of a POST/PUT body. */
+static enum MHD_Result
+invalid_body(struct node_ctx *ctx, int rc, const struct node_json_error *err)
+{
+    if (rc == -ENOMEM) {
+        return node_http_error(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory",
+                               "out of memory");
+    }
+    node_metrics_reject(ctx->srv->metrics, strcmp(err->code, "invalid_json") == 0 ||
+                                                   strcmp(err->code, "invalid_body") == 0
+                                               ? NODE_REJECT_INVALID_JSON
+                                               : NODE_REJECT_INVALID_FIELD);
+    return node_http_error(ctx, MHD_HTTP_BAD_REQUEST, err->code, err->message);
+}
+
+/* Answers 200/201 with <p> as stored. */
+static enum MHD_Result
+answer_post(struct node_ctx *ctx, unsigned status, const struct node_post *p)
+{
+    struct node_rendered r;
+    struct MHD_Response *resp;
+
+    if (render_post(p, &r) != 0) {
+        return node_http_error(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory",
+                               "out of memory");
+    }
+    resp = post_response(&r);
+    if (resp != NULL && status == MHD_HTTP_CREATED) {
+        char loc[8 + NODE_ID_LEN];
+
+        snprintf(loc, sizeof(loc), "/posts/%s", p->id);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+    }
+    return node_http_send(ctx, status, resp);
+}
+
+enum MHD_Result
+node_posts_create(struct node_ctx *ctx, const char *body, size_t len)
+{
+    struct node_server *srv = ctx->srv;
+    struct node_json_error err;
+    struct node_post p;
+    enum MHD_Result ret;
+    uint64_t t0;
+    int rc;
+
+    memset(&p, 0, sizeof(p));
+    rc = node_json_parse_post(body, len, srv->conf->node.limits.post_body, &p, &err);
+    if (rc != 0) {
+        return invalid_body(ctx, rc, &err);
+    }
+    p.created_ms = p.updated_ms = bl_time_real_ms();
+    p.version = 1;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        node_store_new_id(p.id);
+        t0 = bl_time_mono_ns();
+        rc = node_store_done(srv, NODE_OP_INSERT, t0, srv->store->ops->insert(srv->store, &p));
+        if (rc != BL_EEXIST) {
+            break;
+        }
+    }
+    if (rc != 0) {
+        ret = node_http_store_error(ctx, rc, "insert", p.id);
+    } else {
+        ret = answer_post(ctx, MHD_HTTP_CREATED, &p);
+    }
+    node_post_deinit(&p);
+    return ret;
+}
+
+/*
+ * Evaluates If-Match for a write to <id>: sets *expected to the version the store must
+ * still hold (0 = any), or returns false when the precondition already failed.
+ * *has_cond tells whether the header was present.
+ */
+static bool
+if_match(struct node_ctx *ctx, const char *id, uint64_t *expected, bool *has_cond)
+{
+    struct node_server *srv = ctx->srv;
+    const char *h;
+    uint64_t versions[NODE_IF_MATCH_MAX];
+    size_t n;
+    bool any;
+    struct node_post cur;
+    uint64_t t0;
+    int rc;
+
+    *expected = 0;
+    *has_cond = false;
+    h = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
+    if (h == NULL) {
+        return true;
+    }
+    *has_cond = true;
+    if (node_json_if_match(h, id, versions, NODE_IF_MATCH_MAX, &n, &any) != 0) {
+        return false;
+    }
+    if (any) {
+        return true;                    /* the store still answers not-found -> 412 */
+    }
+    if (n == 0) {
+        return false;
+    }
+    if (n == 1) {
+        *expected = versions[0];
+        return true;
+    }
+    /* Several versions listed: the current one must be among them; the write then
+     * requires exactly that version, so a concurrent change still fails it. */
+    memset(&cur, 0, sizeof(cur));
+    t0 = bl_time_mono_ns();
+    rc = node_store_done(srv, NODE_OP_GET, t0, srv->store->ops->get(srv->store, id, &cur));
+    if (rc != 0) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (versions[i] == cur.version) {
+            *expected = cur.version;
+            break;
+        }
+    }
+    node_post_deinit(&cur);
+    return *expected != 0;
+}
+
+static enum MHD_Result
+precondition_failed(struct node_ctx *ctx)
+{
+    return node_http_error(ctx, MHD_HTTP_PRECONDITION_FAILED, "precondition_failed",
+                           "If-Match does not match the post's current ETag");
+}
+
+enum MHD_Result
+node_posts_replace(struct node_ctx *ctx, const char *id, const char *body, size_t len)
+{
+    struct node_server *srv = ctx->srv;
+    struct node_json_error err;
+    struct node_post p;
+    enum MHD_Result ret;
+    uint64_t expected, t0;
+    bool has_cond;
+    int rc;
+
+    memset(&p, 0, sizeof(p));
+    rc = node_json_parse_post(body, len, srv->conf->node.limits.post_body, &p, &err);
+    if (rc != 0) {
+        return invalid_body(ctx, rc, &err);
+    }
+    if (!if_match(ctx, id, &expected, &has_cond)) {
+        node_post_deinit(&p);
+        return precondition_failed(ctx);
+    }
+    memcpy(p.id, id, NODE_ID_LEN + 1);
+    p.updated_ms = bl_time_real_ms();
+    t0 = bl_time_mono_ns();
+    rc = node_store_done(srv, NODE_OP_REPLACE, t0,
+                         srv->store->ops->replace(srv->store, &p, expected));
+    if (rc == 0) {
+        ret = answer_post(ctx, MHD_HTTP_OK, &p);
+    } else if (rc == BL_ENOTFOUND && has_cond) {
+        ret = precondition_failed(ctx); /* RFC 9110 13.1.1: no current representation */
+    } else if (rc == BL_ENOTFOUND) {
+        ret = node_http_error(ctx, MHD_HTTP_NOT_FOUND, "not_found", "no such post");
+    } else if (rc == BL_ECONFLICT) {
+        ret = precondition_failed(ctx);
+    } else {
+        ret = node_http_store_error(ctx, rc, "replace", id);
+    }
+    node_post_deinit(&p);
+    return ret;
+}
+
+enum MHD_Result
+node_posts_delete(struct node_ctx *ctx, const char *id_raw)
+{
+    struct node_server *srv = ctx->srv;
+    char id[NODE_ID_LEN + 1];
+    uint64_t expected, t0;
+    bool has_cond;
+    int rc;
+
+    if (!node_server_write_allowed(srv, MHD_lookup_connection_value(
+                                            ctx->conn, MHD_HEADER_KIND,
+                                            MHD_HTTP_HEADER_AUTHORIZATION))) {
+        node_metrics_reject(srv->metrics, NODE_REJECT_UNAUTHORIZED);
+        return node_http_error(ctx, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                               "a valid bearer token is required for writes");
+    }
+    if (!node_posts_id(id_raw, strlen(id_raw), id)) {
+        return node_http_error(ctx, MHD_HTTP_NOT_FOUND, "not_found", "no such post");
+    }
+    if (!if_match(ctx, id, &expected, &has_cond)) {
+        return precondition_failed(ctx);
+    }
+    t0 = bl_time_mono_ns();
+    rc = node_store_done(srv, NODE_OP_REMOVE, t0, srv->store->ops->remove(srv->store, id, expected));
+    if (rc == 0) {
+        return node_http_send(ctx, MHD_HTTP_NO_CONTENT,
+                              MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+    }
+    if (rc == BL_ENOTFOUND && has_cond) {
+        return precondition_failed(ctx);
+    }
+    if (rc == BL_ENOTFOUND) {
+        return node_http_error(ctx, MHD_HTTP_NOT_FOUND, "not_found", "no such post");
+    }
+    if (rc == BL_ECONFLICT) {
+        return precondition_failed(ctx);
+    }
+    return node_http_store_error(ctx, rc, "remove", id);
+}
