@@ -384,8 +384,13 @@ lmdb_open(const struct bl_conf_store *conf, struct node_store **out, char **err)
         s->readonly = true;
     }
     if (rc != 0) {
-        *err = fmt_err("store lmdb: cannot open environment in %s: %s", s->path,
-                       mdb_strerror(rc));
+        if (s->readonly) {
+            *err = fmt_err("store lmdb: %s, and it holds no store that could be read (%s)",
+                           s->ro_reason, mdb_strerror(rc));
+        } else {
+            *err = fmt_err("store lmdb: cannot open environment in %s: %s", s->path,
+                           mdb_strerror(rc));
+        }
         goto fail;
     }
 
