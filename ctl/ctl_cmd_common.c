@@ -71,7 +71,12 @@ const struct ctl_cmd ctl_cmds[] = {
       "usage: blogctl [-c FILE] [--json] scale status\n",
       ctl_cmd_scale },
     { "route", "which node owns a post id, and its next preferences",
-      "usage: blogctl [-c FILE] [--json] route /posts/ID\n",
+      "usage: blogctl [-c FILE] [--json] route /posts/ID\n"
+      "\n"
+      "Prints the node that owns ID and its next preferences, computed from the config's\n"
+      "node set with the LB's own Maglev table and id hash (what every LB with that node\n"
+      "set picks while all nodes are healthy). Live health and bounded-load spill on each\n"
+      "running LB need the LB admin API (not built yet).\n",
       ctl_cmd_route },
     { "ring", "Maglev ring: verify LBs agree, plan a node change",
       "usage: blogctl [-c FILE] [--json] ring plan add NAME [--weight W]\n"

@@ -379,8 +379,14 @@ parse_response(const char *buf, size_t len, bool head_req, bool eof, struct ctl_
     *need = 0;
     resp_reset(r);
     hend = NULL;
-    for (size_t i = 3; i < len && i < CTL_HTTP_MAX_HEAD; i++) {
-        if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r') {
+    for (size_t i = 0; i < len && i < CTL_HTTP_MAX_HEAD; i++) {
+        if (buf[i] != '\n') {
+            continue;
+        }
+        if (i == 0 || buf[i - 1] != '\r') {
+            return BL_EPARSE;                       /* bare LF: not from our daemons */
+        }
+        if (i >= 3 && buf[i - 2] == '\n' && buf[i - 3] == '\r') {
             hend = buf + i + 1;
             break;
         }
