@@ -747,6 +747,11 @@ set_duration(struct conf_ctx *c, const struct conf_key *k, const struct bl_conf_
     if (rc == BL_ETOOBIG) {
         return conf_err(c, v, "duration %s is too large", shown(v, sh, sizeof(sh)));
     }
+    if (rc < 0 && strchr(v->value, '.') != NULL) {
+        return conf_err(c, v,
+                        "expected a duration like 500ms or 2s (whole numbers only: write "
+                        "1500ms, not 1.5s), got %s", shown(v, sh, sizeof(sh)));
+    }
     if (rc < 0) {
         return conf_err(c, v,
                         "expected a duration like 500ms or 2s (a whole number and one of "

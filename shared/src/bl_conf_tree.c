@@ -308,12 +308,18 @@ syntax_error(struct builder *b, const yaml_parser_t *p, const char *buf, size_t 
     unsigned col;
 
     if (p->error == YAML_READER_ERROR) {
+        int rc;
+
+        /* The reader decodes ahead of the parser: the open keys say nothing here. */
         offset_to_linecol(buf, len, p->problem_offset, &line, &col);
         if (p->problem_value != -1) {
-            return builder_fail(b, line, col, "invalid text: %s (byte 0x%02x)", problem,
-                                (unsigned)p->problem_value & 0xff);
+            rc = builder_fail(b, line, col, "invalid text: %s (byte 0x%02x)", problem,
+                              (unsigned)p->problem_value & 0xff);
+        } else {
+            rc = builder_fail(b, line, col, "invalid text: %s", problem);
         }
-        return builder_fail(b, line, col, "invalid text: %s", problem);
+        snprintf(b->err->path, sizeof(b->err->path), "(file)");
+        return rc;
     }
     if (p->error == YAML_MEMORY_ERROR) {
         return builder_fail(b, 1, 1, "out of memory while parsing YAML");
