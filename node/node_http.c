@@ -323,23 +323,54 @@ upload_free(struct node_upload *up)
     free(up);
 }
 
-/* Rejects an upload: counts <reason>, answers, and drains whatever else arrives. */
-static enum MHD_Result
-upload_reject(struct node_upload *up, enum node_reject reason, unsigned status,
-              const char *code, const char *message)
+/* Starts dropping the rest of a refused body; see struct node_upload. */
+static void
+upload_drain(struct node_upload *up, unsigned status, const char *code, const char *msg, int rc)
 {
-    up->failed = true;
-    node_metrics_reject(up->ctx.srv->metrics, reason);
+    up->draining = true;
+    up->drain_status = status;
+    up->drain_code = code;
+    snprintf(up->drain_msg, sizeof(up->drain_msg), "%s", msg != NULL ? msg : "");
+    up->drain_rc = rc;
     if (up->mode == NODE_BODY_FILE) {
         node_assets_abort(up);
     }
+    up->mode = NODE_BODY_NONE;
     bl_buf_deinit(&up->json);
+}
+
+/*
+ * Refuses a request from its headers: counts <reason>, then answers at once when the
+ * client waits for 100-continue or the body is too big to read through (MHD then closes
+ * the connection), and otherwise reads the body through and answers at its end, which
+ * keeps the connection (and an LB's pool) alive.
+ */
+static enum MHD_Result
+upload_refuse(struct node_upload *up, enum node_reject reason, unsigned status,
+              const char *code, const char *message)
+{
+    struct MHD_Connection *conn = up->ctx.conn;
+    const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long n = 0;
+
+    node_metrics_reject(up->ctx.srv->metrics, reason);
+    if (cl != NULL) {
+        n = strtoull(cl, NULL, 10);
+    }
+    if (expect == NULL && n <= NODE_DRAIN_MAX) {
+        upload_drain(up, status, code, message, 0);
+        up->limit = 0;
+        return MHD_YES;
+    }
+    up->failed = true;
     return node_http_error(&up->ctx, status, code, message);
 }
 
 /*
- * First callback of POST/PUT: checks what the headers alone decide (id, auth, media type,
- * declared length) so a bad request is answered before its body is read.
+ * First callback of POST/PUT: checks what the headers alone decide (auth, id, media type,
+ * declared length) so nothing of a refused body is stored.
  */
 static enum MHD_Result
 upload_begin(struct node_upload *up, const char *rest)
@@ -350,15 +381,18 @@ upload_begin(struct node_upload *up, const char *rest)
     char msg[160];
     int rc;
 
+    up->limit = ctx->route == NODE_ROUTE_ASSETS ? srv->conf->node.limits.asset
+                                                : srv->post_json_limit;
     if (!node_server_write_allowed(srv, MHD_lookup_connection_value(
                                             ctx->conn, MHD_HEADER_KIND,
                                             MHD_HTTP_HEADER_AUTHORIZATION))) {
-        return upload_reject(up, NODE_REJECT_UNAUTHORIZED, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+        return upload_refuse(up, NODE_REJECT_UNAUTHORIZED, MHD_HTTP_UNAUTHORIZED, "unauthorized",
                              "a valid bearer token is required for writes");
     }
     if (ctx->route == NODE_ROUTE_POST && !node_posts_id(rest, strlen(rest), up->id)) {
-        up->failed = true;
-        return node_http_error(ctx, MHD_HTTP_NOT_FOUND, "not_found", "no such post");
+        upload_drain(up, MHD_HTTP_NOT_FOUND, "not_found", "no such post", 0);
+        up->limit = 0;
+        return MHD_YES;
     }
     ct = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (ctx->route == NODE_ROUTE_ASSETS) {
@@ -373,18 +407,13 @@ upload_begin(struct node_upload *up, const char *rest)
             }
         }
         if (!ok) {
-            return upload_reject(up, NODE_REJECT_MEDIA_TYPE, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+            return upload_refuse(up, NODE_REJECT_MEDIA_TYPE, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                  "unsupported_media_type",
                                  "Content-Type is not one of the allowed asset types");
         }
-        up->limit = srv->conf->node.limits.asset;
-    } else {
-        if (!node_json_is_json_type(ct)) {
-            return upload_reject(up, NODE_REJECT_MEDIA_TYPE, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                 "unsupported_media_type",
-                                 "Content-Type must be application/json");
-        }
-        up->limit = srv->post_json_limit;
+    } else if (!node_json_is_json_type(ct)) {
+        return upload_refuse(up, NODE_REJECT_MEDIA_TYPE, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                             "unsupported_media_type", "Content-Type must be application/json");
     }
     cl = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
@@ -396,7 +425,7 @@ upload_begin(struct node_upload *up, const char *rest)
         if (errno == 0 && end != cl && n > up->limit) {
             snprintf(msg, sizeof(msg), "the body is larger than %llu bytes",
                      (unsigned long long)up->limit);
-            return upload_reject(up, NODE_REJECT_TOO_LARGE, MHD_HTTP_CONTENT_TOO_LARGE,
+            return upload_refuse(up, NODE_REJECT_TOO_LARGE, MHD_HTTP_CONTENT_TOO_LARGE,
                                  "body_too_large", msg);
         }
     }
@@ -404,8 +433,8 @@ upload_begin(struct node_upload *up, const char *rest)
         up->mode = NODE_BODY_FILE;
         rc = node_assets_begin(up);
         if (rc != 0) {
-            up->failed = true;
-            return node_http_store_error(ctx, rc, "asset_tmp", NULL);
+            up->mode = NODE_BODY_NONE;
+            upload_drain(up, 0, NULL, NULL, rc);
         }
     } else {
         up->mode = NODE_BODY_JSON;
@@ -413,49 +442,39 @@ upload_begin(struct node_upload *up, const char *rest)
     return MHD_YES;
 }
 
-/* Starts dropping the rest of a body that already failed; see struct node_upload. */
-static void
-upload_drain(struct node_upload *up, bool too_large, int rc)
-{
-    up->draining = true;
-    up->too_large = too_large;
-    up->drain_rc = rc;
-    if (up->mode == NODE_BODY_FILE) {
-        node_assets_abort(up);
-    }
-    bl_buf_deinit(&up->json);
-}
-
 static enum MHD_Result
 upload_data(struct node_upload *up, const char *data, size_t n)
 {
+    char msg[160];
     int rc;
 
     up->received += n;
     if (up->draining) {
-        if (up->received - up->limit > NODE_DRAIN_MAX) {
+        if (up->received > NODE_DRAIN_MAX) {
             /* Not worth reading any longer: close without an answer. */
             bl_logf(BL_LOG_WARN,
                     ((struct bl_log_field[]){BL_LOG_UINT("received", up->received)}), 1,
-                    "closing a connection whose rejected body does not end");
+                    "closing a connection whose refused body does not end");
             return MHD_NO;
         }
         return MHD_YES;
     }
     if (up->received > up->limit) {
+        snprintf(msg, sizeof(msg), "the body is larger than %llu bytes",
+                 (unsigned long long)up->limit);
         node_metrics_reject(up->ctx.srv->metrics, NODE_REJECT_TOO_LARGE);
-        upload_drain(up, true, 0);
+        upload_drain(up, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", msg, 0);
         return MHD_YES;
     }
     if (up->mode == NODE_BODY_FILE) {
         rc = node_assets_write(up, data, n);
         if (rc != 0) {
-            upload_drain(up, false, rc);
+            upload_drain(up, 0, NULL, NULL, rc);
         }
         return MHD_YES;
     }
     if (bl_buf_append(&up->json, data, n) != 0) {
-        upload_drain(up, false, -ENOMEM);
+        upload_drain(up, 0, NULL, NULL, -ENOMEM);
     }
     return MHD_YES;
 }
@@ -464,12 +483,9 @@ static enum MHD_Result
 upload_end(struct node_upload *up)
 {
     struct node_ctx *ctx = &up->ctx;
-    char msg[160];
 
-    if (up->draining && up->too_large) {
-        snprintf(msg, sizeof(msg), "the body is larger than %llu bytes",
-                 (unsigned long long)up->limit);
-        return node_http_error(ctx, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large", msg);
+    if (up->draining && up->drain_status != 0) {
+        return node_http_error(ctx, up->drain_status, up->drain_code, up->drain_msg);
     }
     if (up->draining) {
         return node_http_store_error(ctx, up->drain_rc, "upload", NULL);

@@ -47,14 +47,18 @@ struct node_upload {
     char tmp_path[PATH_MAX];
     void *sha;                          /* EVP_MD_CTX * */
     char content_type[128];             /* NODE_BODY_FILE: lowercased media type */
-    bool failed;                        /* an error response was queued; drain the rest */
+    bool failed;                        /* an error response was queued; drop the rest */
     /*
-     * Set when the body turned out bad after its first bytes (MHD 0.9.75 cannot queue a
-     * response mid-body): the rest is read and dropped, the answer goes out at its end.
+     * Set when the request is refused but its body is still coming: MHD 0.9.75 cannot
+     * queue a response in the middle of a body, and answering before it closes the
+     * connection. The rest is read and dropped (never stored), the answer goes out at the
+     * end: drain_status/code/msg, or node_http_store_error(drain_rc) when drain_status is 0.
      */
     bool draining;
-    bool too_large;                     /* draining: answer 413 */
-    int drain_rc;                       /* draining: answer this store/errno error */
+    unsigned drain_status;
+    const char *drain_code;
+    char drain_msg[160];
+    int drain_rc;
 };
 
 /*
