@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# `blogctl up` on a copy of examples/local.yaml (free ports, temp data dir): the readiness
+# line appears on stdout, a post written through the LB with the demo token reads back
+# through the LB, `posts seed 50` works and GET /posts shows them, `status` sees every
+# node ready; SIGTERM stops everything (exit 0) and no child of blogctl is left.
+set -euo pipefail
+BLOGCTL=${BLOGCTL_BIN:?BLOGCTL_BIN not set}
+SRC=${BLOG_SOURCE_DIR:?BLOG_SOURCE_DIR not set}
+TOKEN=blogscale-demo-token
+tmp=$(mktemp -d /tmp/test_blogctl_up.XXXXXX)
+up_pid=
+children=
+cleanup() {
+    if [ -n "$up_pid" ] && kill -0 "$up_pid" 2>/dev/null; then
+        kill -KILL "$up_pid" 2>/dev/null || true
+    fi
+    for p in $children; do kill -KILL "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL: $*" >&2
+    echo "--- blogctl stdout" >&2; cat "$tmp/up.out" >&2 || true
+    echo "--- blogctl stderr (last 60 lines)" >&2; tail -n 60 "$tmp/up.err" >&2 || true
+    exit 1
+}
+
+ports=$(python3 -c '
+import socket
+ss=[socket.socket() for _ in range(6)]
+for s in ss: s.bind(("127.0.0.1",0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))')
+read -r p_lb p_admin p_n1 p_n2 p_n3 p_redis <<<"$ports"
+cfg=$tmp/cluster.yaml
+python3 - "$SRC/examples/local.yaml" "$cfg" "$tmp/data" "$p_lb" "$p_admin" "$p_n1" "$p_n2" "$p_n3" "$p_redis" <<'PY'
+import re, sys
+src, dst, data, lb, admin, n1, n2, n3, redis = sys.argv[1:]
+m = {"8080": lb, "8404": admin, "9101": n1, "9102": n2, "9103": n3, "6390": redis}
+t = open(src).read()
+t = re.sub(r"127\.0\.0\.1:(\d+)", lambda x: "127.0.0.1:" + m.get(x.group(1), x.group(1)), t)
+assert "/var/tmp/blogscale-demo/data" in t
+t = t.replace("/var/tmp/blogscale-demo/data", data)
+open(dst, "w").write(t)
+PY
+
+"$BLOGCTL" -c "$cfg" up >"$tmp/up.out" 2>"$tmp/up.err" &
+up_pid=$!
+
+# the readiness line, within 30 s
+api=
+for _ in $(seq 300); do
+    line=$(grep -m1 '^blogscale up: ' "$tmp/up.out" || true)
+    if [ -n "$line" ]; then
+        api=$(sed -n 's/^blogscale up: api=\([^ ]*\) admin=.*$/\1/p' <<<"$line")
+        break
+    fi
+    kill -0 "$up_pid" 2>/dev/null || fail "blogctl up exited before it was ready"
+    sleep 0.1
+done
+[ -n "$api" ] || fail "no readiness line within 30 s"
+[ "$api" = "http://127.0.0.1:$p_lb" ] || fail "api=$api, want http://127.0.0.1:$p_lb"
+grep -q "^blogscale up: api=http://127.0.0.1:$p_lb admin=http://127.0.0.1:$p_admin\$" "$tmp/up.out" \
+    || fail "readiness line: $(head -1 "$tmp/up.out")"
+# the summary names the demo token (the file holds its digest)
+sleep 0.2
+grep -q "Bearer $TOKEN" "$tmp/up.out" || fail "summary has no curl example with the demo token"
+grep -q "Ctrl-C to stop" "$tmp/up.out" || fail "summary incomplete"
+# child logs are prefixed with their names
+grep -q '^n1  *| ' "$tmp/up.err" || fail "no n1-prefixed log lines"
+grep -q '^lb  *| ' "$tmp/up.err" || fail "no lb-prefixed log lines"
+
+# the children of blogctl, for the final check
+children=$(cat /proc/"$up_pid"/task/*/children 2>/dev/null || true)
+nchildren=$(wc -w <<<"$children")
+[ "$nchildren" -ge 5 ] || fail "expected at least 5 children (redis, 3 nodes, lb), got: $children"
+for p in $children; do
+    grep -q "started .* (pid $p)" "$tmp/up.err" || fail "child $p not announced in the log"
+done
+
+# a post through the LB, read back through the LB
+resp=$(curl -s -m 10 -w '\n%{http_code}' -X POST "$api/posts" \
+    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    -d '{"title":"Hello from the up test","body":"It works.","author":"test","tags":["t"]}')
+code=$(tail -n1 <<<"$resp")
+[ "$code" = 201 ] || fail "POST /posts: $resp"
+id=$(head -n -1 <<<"$resp" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+got=$(curl -s -m 10 "$api/posts/$id")
+python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["title"]=="Hello from the up test", d' "$got" \
+    || fail "GET /posts/$id: $got"
+
+# posts seed 50 through the LB, then the list shows them
+timeout 60 "$BLOGCTL" -c "$cfg" posts seed 50 --token "$TOKEN" >"$tmp/seed.out" 2>"$tmp/seed.err" \
+    || fail "posts seed 50 failed: $(cat "$tmp/seed.out" "$tmp/seed.err")"
+grep -q "seeded 50 of 50" "$tmp/seed.out" || fail "seed output: $(cat "$tmp/seed.out")"
+BLOGSCALE_TOKEN=$TOKEN timeout 60 "$BLOGCTL" -c "$cfg" --json posts seed 3 >"$tmp/seed.json" \
+    || fail "posts seed 3 --json failed"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and d["created"]==3, d' "$tmp/seed.json" \
+    || fail "seed --json: $(cat "$tmp/seed.json")"
+list=$(curl -s -m 10 "$api/posts?limit=100")
+n=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["posts"]))' "$list") \
+    || fail "GET /posts: $list"
+[ "$n" -ge 54 ] || fail "GET /posts shows $n posts, want >= 54"
+# a wrong token: seed fails with exit 1 and the API's error
+set +e
+timeout 30 "$BLOGCTL" -c "$cfg" posts seed 2 --token wrong >"$tmp/bad.out" 2>"$tmp/bad.err"
+rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "401" "$tmp/bad.err" || fail "seed with a wrong token: rc=$rc $(cat "$tmp/bad.err")"
+
+# status: every node ready
+timeout 30 "$BLOGCTL" -c "$cfg" --json status --window 0 >"$tmp/status.json" \
+    || fail "status failed: $(cat "$tmp/status.json")"
+python3 - "$tmp/status.json" <<'PY' || fail "status: $(cat "$tmp/status.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+nodes = [c for c in d["components"] if c["kind"] == "node"]
+assert [c["name"] for c in nodes] == ["n1", "n2", "n3"], d
+assert all(c["state"] == "ready" for c in nodes), d
+assert all(c["requests"] is not None and c["requests"] > 0 for c in nodes), d
+PY
+
+# SIGTERM: everything stops, exit 0, nothing left
+kill -TERM "$up_pid"
+rc=
+for _ in $(seq 150); do
+    if ! kill -0 "$up_pid" 2>/dev/null; then
+        set +e; wait "$up_pid"; rc=$?; set -e
+        break
+    fi
+    sleep 0.1
+done
+[ -n "$rc" ] || fail "blogctl still running 15 s after SIGTERM"
+up_pid=
+[ "$rc" = 0 ] || fail "blogctl exited $rc after SIGTERM, want 0"
+for p in $children; do
+    if kill -0 "$p" 2>/dev/null; then
+        fail "child $p ($(cat /proc/"$p"/comm 2>/dev/null)) still running"
+    fi
+done
+# the stop order: lb before the nodes, the nodes before redis
+order=$(grep -o 'blogctl: [a-z0-9]* (pid [0-9]*) stopped' "$tmp/up.err" | awk '{print $2}' | tr '\n' ' ')
+grep -q "nothing left running" "$tmp/up.err" || fail "no final line"
+[ "$(grep -c '^blogscale up: ' "$tmp/up.out")" = 1 ] || fail "readiness line printed more than once"
+echo "ok (stopped: $order)"
