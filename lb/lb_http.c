@@ -6,10 +6,10 @@
  * Design notes.
  * - One left-to-right pass per line with a 256-entry class table; a field value is
  *   checked 8 bytes at a time (SWAR) since values are most of a head's bytes.
- * - A line is parsed only from its first byte. When a call runs out of bytes inside a
- *   line, h->scan remembers how far we know there is no LF; the next call memchr()s from
- *   there and reparses the line once its LF is in. So every byte is examined at most
- *   three times whatever the read pattern (O(n), not O(n^2)).
+ * - Resumable line parsers: when a call runs out of bytes inside a line, the parser saves
+ *   its place (grammar state + offset) and the next call continues from there, so every
+ *   byte is examined a bounded number of times whatever the read pattern (O(n), never
+ *   O(n^2) for a head fed one byte at a time).
  * - Every decision depends only on bytes already seen, in order, and limits are applied
  *   by bounding the bytes a line may use; so the result is the same however the input
  *   is split (the unit test checks byte-at-a-time feeding against all-at-once).
@@ -285,33 +285,64 @@ check_version(const unsigned char *b, uint32_t i, uint32_t end, uint8_t *ver)
     return LB_HTTP_EVERSION_UNSUPP;
 }
 
+/*
+ * The line parsers below are resumable: when they run out of bytes they save where they
+ * are (h->sub, h->scan, h->m1, h->m2) and return NEED; the next call jumps back to that
+ * point. Long components (method, target, field value, reason) resume at the exact byte;
+ * short fixed ones (version, status code, a '%' escape, a CR) are rechecked from their
+ * start, which costs a constant.
+ */
+#define SAVE(st, at) do { h->sub = (uint8_t)(st); h->scan = (at); } while (0)
+
+enum { RL_BEGIN = 0, RL_METHOD, RL_TARGET, RL_VERSION };
+
 /* Request line at b[s..end). 0 + *next, NEED, EMPTY + *next, or an error. */
 static int
-parse_request_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_http_req *req,
-                   uint32_t *next)
+parse_request_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_http_head *h,
+                   struct lb_http_req *req, uint32_t *next)
 {
-    uint32_t i = s;
-    uint32_t q = 0;
+    uint32_t i = h->scan;
+    uint32_t t;
+    uint32_t q;
     int r;
 
+    switch (h->sub) {
+    case RL_METHOD:
+        goto method;
+    case RL_TARGET:
+        goto target;
+    case RL_VERSION:
+        goto version;
+    default:
+        break;
+    }
+    i = s;
     if (b[i] == '\r' || b[i] == '\n') {
         r = eol_error(b, i, end, EMPTY, 0);
         if (r == EMPTY) {
             *next = i + 2;
+        } else if (r == NEED) {
+            SAVE(RL_BEGIN, s);
         }
         return r;
     }
+method:
     while (i < end && (cls[b[i]] & C_TCHAR)) {
         i++;
     }
     if (i >= end) {
+        SAVE(RL_METHOD, i);
         return NEED;
     }
     if (i == s) {
         return LB_HTTP_EMETHOD;
     }
     if (b[i] != ' ') {
-        return eol_error(b, i, end, LB_HTTP_ELINE, LB_HTTP_EMETHOD);
+        r = eol_error(b, i, end, LB_HTTP_ELINE, LB_HTTP_EMETHOD);
+        if (r == NEED) {
+            SAVE(RL_METHOD, i);
+        }
+        return r;
     }
     req->method = (uint8_t)method_id(b + s, i - s);
     if (req->method == LB_HTTP_CONNECT) {
@@ -320,14 +351,18 @@ parse_request_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_h
     req->method_off = (uint16_t)s;
     req->method_len = (uint16_t)(i - s);
     i++;
+    h->m1 = (uint16_t)i; /* target start */
+    h->m2 = 0;           /* first '?' */
 
-    uint32_t t = i;
+target:
+    t = h->m1;
+    q = h->m2;
     for (;;) {
         while (i < end && (cls[b[i]] & C_TARGET) && b[i] != '%' && b[i] != '?') {
             i++;
         }
         if (i >= end) {
-            return NEED;
+            goto target_need;
         }
         if (b[i] == '?') {
             if (q == 0) {
@@ -336,13 +371,13 @@ parse_request_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_h
             i++;
         } else if (b[i] == '%') {
             if (i + 1 >= end) {
-                return NEED;
+                goto target_need;
             }
             if (!(cls[b[i + 1]] & C_HEX)) {
                 return LB_HTTP_ETARGET;
             }
             if (i + 2 >= end) {
-                return NEED;
+                goto target_need;
             }
             if (!(cls[b[i + 2]] & C_HEX)) {
                 return LB_HTTP_ETARGET;
@@ -353,7 +388,11 @@ parse_request_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_h
         }
     }
     if (b[i] != ' ') {
-        return eol_error(b, i, end, LB_HTTP_ELINE, LB_HTTP_ETARGET);
+        r = eol_error(b, i, end, LB_HTTP_ELINE, LB_HTTP_ETARGET);
+        if (r == NEED) {
+            goto target_need;
+        }
+        return r;
     }
     if (i == t) {
         return LB_HTTP_ELINE;
@@ -372,62 +411,97 @@ parse_request_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_h
         req->query_len = (uint16_t)(i - q - 1);
     } else {
         req->path_len = req->target_len;
+        req->query_off = req->query_len = 0;
     }
-    i++;
+    h->m1 = (uint16_t)(i + 1); /* version start */
 
+version:
+    i = h->m1;
     r = check_version(b, i, end, &req->h.version);
+    if (r == NEED) {
+        SAVE(RL_VERSION, i);
+    }
     if (r != 0) {
         return r;
     }
     i += 8;
     if (i >= end) {
+        SAVE(RL_VERSION, h->m1);
         return NEED;
     }
     if (b[i] != '\r' && b[i] != '\n') {
         return LB_HTTP_EVERSION;
     }
     r = eol_error(b, i, end, 0, 0);
+    if (r == NEED) {
+        SAVE(RL_VERSION, h->m1);
+    }
     if (r != 0) {
         return r;
     }
     *next = i + 2;
     return 0;
+
+target_need:
+    h->m2 = (uint16_t)q;
+    SAVE(RL_TARGET, i);
+    return NEED;
 }
+
+enum { SL_BEGIN = 0, SL_VERSION, SL_REASON };
 
 /* Status line at b[s..end). 0 + *next, NEED, EMPTY + *next, or an error. */
 static int
-parse_status_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_http_resp *resp,
-                  uint32_t *next)
+parse_status_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_http_head *h,
+                  struct lb_http_resp *resp, uint32_t *next)
 {
-    uint32_t i = s;
+    uint32_t i = h->scan;
+    unsigned status = 0;
     int r;
 
+    switch (h->sub) {
+    case SL_VERSION:
+        goto version;
+    case SL_REASON:
+        goto reason;
+    default:
+        break;
+    }
+    i = s;
     if (b[i] == '\r' || b[i] == '\n') {
         r = eol_error(b, i, end, EMPTY, 0);
         if (r == EMPTY) {
             *next = i + 2;
+        } else if (r == NEED) {
+            SAVE(SL_BEGIN, s);
         }
         return r;
     }
+version:
+    /* version, SP and status code are rechecked from the line start: 12 bytes */
+    i = s;
     r = check_version(b, i, end, &resp->h.version);
     if (r != 0) {
-        return r;
+        goto version_out;
     }
     i += 8;
     if (i >= end) {
-        return NEED;
+        r = NEED;
+        goto version_out;
     }
     if (b[i] != ' ') {
-        return eol_error(b, i, end, LB_HTTP_ELINE, LB_HTTP_EVERSION);
+        r = eol_error(b, i, end, LB_HTTP_ELINE, LB_HTTP_EVERSION);
+        goto version_out;
     }
     i++;
-    unsigned status = 0;
     for (int k = 0; k < 3; k++, i++) {
         if (i >= end) {
-            return NEED;
+            r = NEED;
+            goto version_out;
         }
         if (!IS_DIGIT(b[i])) {
-            return eol_error(b, i, end, LB_HTTP_ESTATUS, LB_HTTP_ESTATUS);
+            r = eol_error(b, i, end, LB_HTTP_ESTATUS, LB_HTTP_ESTATUS);
+            goto version_out;
         }
         status = status * 10 + (unsigned)(b[i] - '0');
     }
@@ -436,29 +510,41 @@ parse_status_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_ht
     }
     resp->status = (uint16_t)status;
     if (i >= end) {
-        return NEED;
+        r = NEED;
+        goto version_out;
     }
     if (b[i] == ' ') {
         i++;
-        resp->reason_off = (uint16_t)i;
-        while (i < end && (cls[b[i]] & C_VALUE)) {
-            i++;
-        }
-        if (i >= end) {
-            return NEED;
-        }
-        resp->reason_len = (uint16_t)(i - resp->reason_off);
-    } else {
-        /* "HTTP/1.1 200\r\n": reason phrase and its SP omitted (accepted). */
-        resp->reason_off = (uint16_t)i;
-        resp->reason_len = 0;
+    } else if (b[i] != '\r' && b[i] != '\n') {
+        return LB_HTTP_ESTATUS;
+    }
+    /* "HTTP/1.1 200\r\n": reason phrase and its SP omitted (accepted). */
+    resp->reason_off = (uint16_t)i;
+
+reason:
+    while (i < end && (cls[b[i]] & C_VALUE)) {
+        i++;
+    }
+    if (i >= end) {
+        SAVE(SL_REASON, i);
+        return NEED;
     }
     r = eol_error(b, i, end, 0, LB_HTTP_ESTATUS);
+    if (r == NEED) {
+        SAVE(SL_REASON, i);
+    }
     if (r != 0) {
         return r;
     }
+    resp->reason_len = (uint16_t)(i - resp->reason_off);
     *next = i + 2;
     return 0;
+
+version_out:
+    if (r == NEED) {
+        SAVE(SL_VERSION, s);
+    }
+    return r;
 }
 
 /* SWAR: any byte < 0x20 (incl. HTAB, CR, LF) or == 0x7f in the 8 bytes of <w>? */
@@ -473,51 +559,90 @@ word_has_special(uint64_t w)
     return (lt | del) != 0;
 }
 
+enum { FL_BEGIN = 0, FL_NAME, FL_OWS, FL_VALUE };
+
 /*
- * Field line at b[s..end). Returns 0 (hdr filled but for id/flags, *next after CRLF),
- * EMPTY (the empty line ending the head, *next after it), NEED, or an error.
+ * Field line at b[s..end), parsed into h->hdrs[h->nhdrs] (id and flags are left to the
+ * caller). Returns 0 (*next after the CRLF), EMPTY (the empty line that ends the head,
+ * *next after it), NEED, or an error.
  */
 static int
-parse_field_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_http_hdr *hdr,
-                 uint32_t *next)
+parse_field_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_http_head *h,
+                 uint32_t max_headers, uint32_t *next)
 {
-    uint32_t i = s;
+    struct lb_http_hdr *hdr;
+    uint32_t i = h->scan;
+    uint32_t vs;
     int r;
 
+    switch (h->sub) {
+    case FL_NAME:
+        goto name;
+    case FL_OWS:
+        goto ows;
+    case FL_VALUE:
+        goto value;
+    default:
+        break;
+    }
+    i = s;
     if (b[i] == '\r' || b[i] == '\n') {
         r = eol_error(b, i, end, EMPTY, 0);
         if (r == EMPTY) {
             *next = i + 2;
+        } else if (r == NEED) {
+            SAVE(FL_BEGIN, s);
         }
         return r;
     }
     if (b[i] == ' ' || b[i] == '\t') {
         return LB_HTTP_EOBSFOLD;
     }
+    if (h->nhdrs >= max_headers) {
+        return LB_HTTP_ETOO_MANY_HEADERS;
+    }
+name:
     while (i < end && (cls[b[i]] & C_TCHAR)) {
         i++;
     }
     if (i >= end) {
+        SAVE(FL_NAME, i);
         return NEED;
     }
     if (b[i] != ':') {
-        if (i > s && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n')) {
-            /* "Name :" or a line without a colon */
+        if (i == s) {
+            return LB_HTTP_EHNAME;
+        }
+        if (b[i] == ' ' || b[i] == '\t') {
+            return LB_HTTP_EHCOLON; /* "Name :" */
+        }
+        if (b[i] == '\r' || b[i] == '\n') {
+            /* a line without a colon */
             r = eol_error(b, i, end, LB_HTTP_EHCOLON, LB_HTTP_EHCOLON);
-            return r == NEED ? NEED : (r == LB_HTTP_ECRLF ? LB_HTTP_ECRLF : LB_HTTP_EHCOLON);
+            if (r == NEED) {
+                SAVE(FL_NAME, i);
+            }
+            return r;
         }
         return LB_HTTP_EHNAME;
     }
     if (i == s) {
         return LB_HTTP_EHNAME;
     }
+    hdr = &h->hdrs[h->nhdrs];
     hdr->name_off = (uint16_t)s;
     hdr->name_len = (uint16_t)(i - s);
     i++;
+ows:
     while (i < end && (b[i] == ' ' || b[i] == '\t')) {
         i++;
     }
-    uint32_t vs = i;
+    if (i >= end) {
+        SAVE(FL_OWS, i);
+        return NEED;
+    }
+    h->hdrs[h->nhdrs].value_off = (uint16_t)i;
+value:
     for (;;) {
         while (i + 8 <= end) {
             uint64_t w;
@@ -537,17 +662,22 @@ parse_field_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_htt
         break;
     }
     if (i >= end) {
+        SAVE(FL_VALUE, i);
         return NEED;
     }
     r = eol_error(b, i, end, 0, LB_HTTP_EHVALUE);
+    if (r == NEED) {
+        SAVE(FL_VALUE, i);
+    }
     if (r != 0) {
         return r;
     }
+    hdr = &h->hdrs[h->nhdrs];
+    vs = hdr->value_off;
     uint32_t ve = i;
     while (ve > vs && (b[ve - 1] == ' ' || b[ve - 1] == '\t')) {
         ve--;
     }
-    hdr->value_off = (uint16_t)vs;
     hdr->value_len = (uint16_t)(ve - vs);
     hdr->line_len = (uint16_t)(i + 2 - s);
     *next = i + 2;
@@ -846,35 +976,26 @@ parse_head(const unsigned char *b, size_t len, const struct lb_http_limits *limi
         uint32_t bound = avail;
         uint32_t next = 0;
 
+        if (pos >= avail) {
+            break;
+        }
         if (h->stage == ST_START && bound - pos > l.max_line) {
             bound = pos + l.max_line;
         }
-        if (pos >= bound) {
-            break;
-        }
-        if (h->scan > pos) {
-            /* Part of this line was seen before without its LF. */
-            if (h->scan >= bound
-                || memchr(b + h->scan, '\n', bound - h->scan) == NULL) {
-                h->scan = bound;
-                break;
-            }
+        if (h->scan > bound) {
+            break; /* the caller passed fewer bytes than before: nothing to do */
         }
         if (h->stage == ST_START) {
-            r = req != NULL ? parse_request_line(b, pos, bound, req, &next)
-                            : parse_status_line(b, pos, bound, resp, &next);
+            r = req != NULL ? parse_request_line(b, pos, bound, h, req, &next)
+                            : parse_status_line(b, pos, bound, h, resp, &next);
             if (r == 0) {
                 h->start_off = (uint16_t)pos;
                 h->stage = ST_FIELDS;
             }
         } else {
-            struct lb_http_hdr tmp;
-            struct lb_http_hdr *hdr = h->nhdrs < LB_HTTP_MAX_HEADERS ? &h->hdrs[h->nhdrs] : &tmp;
-            r = parse_field_line(b, pos, bound, hdr, &next);
+            r = parse_field_line(b, pos, bound, h, l.max_headers, &next);
             if (r == 0) {
-                if (h->nhdrs >= l.max_headers) {
-                    return fail(h, LB_HTTP_ETOO_MANY_HEADERS);
-                }
+                struct lb_http_hdr *hdr = &h->hdrs[h->nhdrs];
                 hdr->id = hdr_id(b + hdr->name_off, hdr->name_len);
                 hdr->flags = is_hop_id(hdr->id) ? LB_HTTP_HF_HOP : 0;
                 r = check_field(b, h, hdr, req != NULL);
@@ -899,23 +1020,24 @@ parse_head(const unsigned char *b, size_t len, const struct lb_http_limits *limi
                 }
                 h->head_len = (uint16_t)next;
                 h->pos = h->scan = next;
+                h->sub = 0;
                 h->stage = ST_DONE;
                 return (int)next;
             }
         }
         if (r == NEED) {
-            h->scan = bound;
-            break;
+            break; /* the parser saved where to resume */
         }
         if (r < 0) {
             return fail(h, r);
         }
         /* a parsed line, or a skipped empty line before the start line */
         h->pos = h->scan = next;
+        h->sub = 0;
     }
 
     /* Out of bytes inside a line: is a limit already exceeded? */
-    if (h->stage == ST_START && avail - h->pos >= l.max_line) {
+    if (h->stage == ST_START && avail >= h->pos && avail - h->pos >= l.max_line) {
         return fail(h, LB_HTTP_ELINE_TOO_LONG);
     }
     if (len >= l.max_head) {

@@ -189,8 +189,11 @@ struct lb_http_head {
     int16_t idx[LB_HTTP_H__COUNT]; /* first hdrs[] index per enum lb_http_hid, or -1 */
     /* resume state (private) */
     uint32_t pos;            /* offset of the first line not yet parsed */
-    uint32_t scan;           /* offset up to which the current line was searched for LF */
-    uint8_t stage;           /* private: 0 start line, 1 fields, 2 done */
+    uint32_t scan;           /* offset where parsing of the current line resumes */
+    uint8_t stage;           /* 0 start line, 1 fields, 2 done, 3 error */
+    uint8_t sub;             /* position in the current line's grammar */
+    uint16_t m1;             /* marks inside the current line */
+    uint16_t m2;
     struct lb_http_hdr hdrs[LB_HTTP_MAX_HEADERS];
 };
 
