@@ -400,9 +400,9 @@ append_field_value(struct bl_buf *b, const struct bl_log_field *f, const struct 
         }
         return append_piece(b, p);
     case BL_LOG_F_INT:
-        return bl_buf_printf(b, "%lld", f->v.i);
+        return bl_buf_append(b, num, (size_t)snprintf(num, sizeof(num), "%lld", f->v.i));
     case BL_LOG_F_UINT:
-        return bl_buf_printf(b, "%llu", f->v.u);
+        return bl_buf_append(b, num, (size_t)snprintf(num, sizeof(num), "%llu", f->v.u));
     case BL_LOG_F_DOUBLE:
         if (!isfinite(f->v.d)) {
             return bl_buf_append(b, "null", 4);     /* NaN, +Inf, -Inf */
@@ -424,9 +424,11 @@ build_line(struct bl_buf *b, const char *ts, const char *level, const char *comp
            const struct piece *pieces, const struct bl_log_field *fields, int nfields)
 {
     bl_buf_reset(b);
-    if (bl_buf_printf(b, "{\"ts\":\"%s\",\"level\":\"%s\",\"component\":%s,\"msg\":", ts,
-                      level, component) < 0 ||
-        append_piece(b, &pieces[0]) < 0) {
+    /* plain appends: this runs for every line, and printf would format twice */
+    if (bl_buf_append(b, "{\"ts\":\"", 7) < 0 || bl_buf_append_str(b, ts) < 0 ||
+        bl_buf_append(b, "\",\"level\":\"", 11) < 0 || bl_buf_append_str(b, level) < 0 ||
+        bl_buf_append(b, "\",\"component\":", 14) < 0 || bl_buf_append_str(b, component) < 0 ||
+        bl_buf_append(b, ",\"msg\":", 7) < 0 || append_piece(b, &pieces[0]) < 0) {
         return -ENOMEM;
     }
     for (int i = 0; i < nfields; i++) {
@@ -633,6 +635,8 @@ bl_log_vwrite(enum bl_log_level level, const struct bl_log_field *fields, int nf
         }
     }
 
+    /* one allocation for the usual line instead of a few doublings from 64 bytes */
+    (void)bl_buf_reserve(&line, 192 + (size_t)len + 48 * (size_t)nfields);
     if (build_line(&line, ts, lname, component, pieces, fields, nfields) < 0 ||
         fit_line(&line, ts, lname, component, pieces, npieces, fields, nfields) < 0) {
         goto oom;
