@@ -378,6 +378,34 @@ find_family_locked(struct bl_metrics *reg, const char *name)
     return NULL;
 }
 
+/* True when <a> is <b> followed by one of a histogram's series suffixes. */
+static bool
+is_series_of(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+
+    return strncmp(a, b, n) == 0 &&
+           (strcmp(a + n, "_bucket") == 0 || strcmp(a + n, "_sum") == 0 ||
+            strcmp(a + n, "_count") == 0);
+}
+
+/* True when a family named <name> of <type> would render series another family renders
+ * too (a gauge "x_count" next to a histogram "x"). */
+static bool
+clashes_locked(struct bl_metrics *reg, enum bl_metric_type type, const char *name)
+{
+    struct bl_metric_family *fam;
+
+    for (fam = atomic_load_explicit(&reg->first, memory_order_relaxed); fam != NULL;
+         fam = atomic_load_explicit(&fam->next, memory_order_relaxed)) {
+        if ((fam->type == BL_METRIC_HISTOGRAM && is_series_of(name, fam->name)) ||
+            (type == BL_METRIC_HISTOGRAM && is_series_of(fam->name, name))) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Registers a family (see bl_metrics_family). With <fn> set, a name already registered is
  * an error (the caller expects its function to be used).
@@ -405,6 +433,10 @@ family_register(struct bl_metrics *reg, enum bl_metric_type type, const char *na
         }
         pthread_mutex_unlock(&reg->lock);
         return old;
+    }
+    if (clashes_locked(reg, type, name)) {
+        pthread_mutex_unlock(&reg->lock);
+        return NULL;
     }
 
     fam = calloc(1, sizeof(*fam));

@@ -331,6 +331,14 @@ test_validation(void **state)
                                   0));
     assert_null(bl_metrics_family(reg, BL_METRIC_COUNTER, "req_total", "x", NULL, NULL, 0));
 
+    /* names that would clash with a histogram's series, both ways round */
+    assert_null(bl_metrics_family(reg, BL_METRIC_GAUGE, "h7_count", "x", NULL, NULL, 0));
+    assert_null(bl_metrics_family(reg, BL_METRIC_COUNTER, "h7_bucket", "x", NULL, NULL, 0));
+    assert_null(bl_metrics_family(reg, BL_METRIC_GAUGE, "h7_sum", "x", NULL, NULL, 0));
+    assert_non_null(bl_metrics_family(reg, BL_METRIC_GAUGE, "h7_other", "x", NULL, NULL, 0));
+    assert_non_null(bl_metrics_family(reg, BL_METRIC_GAUGE, "y_sum", "x", NULL, NULL, 0));
+    assert_null(bl_metrics_family(reg, BL_METRIC_HISTOGRAM, "y", "x", NULL, NULL, 0));
+
     /* children need every label value */
     {
         static const char *const partial[] = { "a", NULL };

@@ -58,7 +58,8 @@ void bl_metrics_destroy(struct bl_metrics *reg);       /* NULL is a no-op */
  * increasing, at most BL_METRICS_MAX_BUCKETS, +Inf added implicitly (a trailing +Inf in
  * the list is accepted and ignored); NULL gives BL_METRICS_DEFAULT_BUCKETS. <help> may be
  * NULL (empty). Registering a name twice returns the existing family if the type and the
- * label names match and NULL otherwise. Strings are copied. Returns NULL on any invalid
+ * label names match and NULL otherwise; so does a name that would clash with the series of
+ * a histogram (a histogram "x" and a gauge "x_count" cannot coexist). Strings are copied. Returns NULL on any invalid
  * argument or on OOM.
  */
 struct bl_metric_family *bl_metrics_family(struct bl_metrics *reg, enum bl_metric_type type,
