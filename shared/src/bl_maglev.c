@@ -436,27 +436,39 @@ bl_maglev_destroy(struct bl_maglev *m)
 uint32_t
 bl_maglev_slot_of(const struct bl_maglev *m, uint64_t hash)
 {
+    if (BL_UNLIKELY(m == NULL)) {
+        return 0;
+    }
     return (uint32_t)(((hash >> 32) * (uint64_t)m->size) >> 32);
 }
 
 int
 bl_maglev_lookup(const struct bl_maglev *m, uint64_t hash)
 {
-    return m->slots[bl_maglev_slot_of(m, hash)];
+    if (BL_UNLIKELY(m == NULL)) {
+        return -1;
+    }
+    return m->slots[((hash >> 32) * (uint64_t)m->size) >> 32];
 }
 
 size_t
 bl_maglev_preferences(const struct bl_maglev *m, uint64_t hash, int *out, size_t max)
 {
-    uint32_t s = bl_maglev_slot_of(m, hash);
-    size_t want = BL_MIN(max, m->active);
+    uint32_t s;
+    size_t want;
     size_t count = 0;
     uint64_t seen[16] = { 0 };                 /* bitmap when every index < 1024 */
-    bool use_bitmap = m->n <= 1024;
+    bool use_bitmap;
 
-    if (want == 0 || out == NULL) {
+    if (m == NULL || out == NULL) {
         return 0;
     }
+    want = BL_MIN(max, m->active);
+    if (want == 0) {
+        return 0;
+    }
+    s = bl_maglev_slot_of(m, hash);
+    use_bitmap = m->n <= 1024;
     for (uint32_t step = 0; step < m->size && count < want; step++) {
         int32_t owner = m->slots[s];
         bool dup = false;
@@ -485,23 +497,27 @@ bl_maglev_preferences(const struct bl_maglev *m, uint64_t hash, int *out, size_t
 uint32_t
 bl_maglev_size(const struct bl_maglev *m)
 {
-    return m->size;
+    return m != NULL ? m->size : 0;
 }
 
 size_t
 bl_maglev_nodes(const struct bl_maglev *m)
 {
-    return m->n;
+    return m != NULL ? m->n : 0;
 }
 
 const int32_t *
 bl_maglev_slots(const struct bl_maglev *m)
 {
-    return m->slots;
+    return m != NULL ? m->slots : NULL;
 }
 
 void
 bl_maglev_digest(const struct bl_maglev *m, char out[65])
 {
+    if (m == NULL) {
+        out[0] = '\0';
+        return;
+    }
     memcpy(out, m->digest, 65);
 }

@@ -32,7 +32,7 @@ static const char *const algo_names[] = { "rendezvous", "populate" };
 
 /* Node names as an operator would write them: "node-01".. */
 struct names {
-    char buf[MAX_TEST_NODES][16];
+    char buf[MAX_TEST_NODES][40];
     const char *ptr[MAX_TEST_NODES];
     size_t n;
 };
@@ -88,13 +88,45 @@ is_prime_ref(uint32_t v)
     return true;
 }
 
+/* Hash of the id "post-<k>"; the first KEYS are computed once (group setup). */
+static uint64_t *key_hashes;
+
 static uint64_t
 key_hash(uint32_t k)
 {
     char key[32];
-    int len = snprintf(key, sizeof(key), "post-%u", k);
+    int len;
 
+    if (key_hashes != NULL && k < KEYS) {
+        return key_hashes[k];
+    }
+    len = snprintf(key, sizeof(key), "post-%u", k);
     return bl_hash64(key, (size_t)len);
+}
+
+static int
+keys_setup(void **state)
+{
+    uint64_t *h = malloc(KEYS * sizeof(*h));
+
+    (void)state;
+    if (h == NULL) {
+        return -1;
+    }
+    for (uint32_t k = 0; k < KEYS; k++) {
+        h[k] = key_hash(k);
+    }
+    key_hashes = h;
+    return 0;
+}
+
+static int
+keys_teardown(void **state)
+{
+    (void)state;
+    free(key_hashes);
+    key_hashes = NULL;
+    return 0;
 }
 
 /* ------------------------------------------------------------------------------------ */
@@ -140,6 +172,19 @@ test_bad_arguments(void **state)
     assert_null(bl_maglev_create_algo(ok, NULL, 2, 0, (enum bl_maglev_algo)7));
     assert_null(bl_maglev_create_algo(dup, NULL, 3, 0, BL_MAGLEV_POPULATE));
     bl_maglev_destroy(NULL);
+    /* a NULL table (none built yet) reads as empty */
+    {
+        int out[2];
+        char d[65];
+
+        assert_int_equal(bl_maglev_lookup(NULL, 42), -1);
+        assert_int_equal(bl_maglev_preferences(NULL, 42, out, 2), 0);
+        assert_int_equal(bl_maglev_size(NULL), 0);
+        assert_int_equal(bl_maglev_nodes(NULL), 0);
+        assert_null(bl_maglev_slots(NULL));
+        bl_maglev_digest(NULL, d);
+        assert_string_equal(d, "");
+    }
 }
 
 static void
@@ -949,5 +994,5 @@ main(int argc, char **argv)
     if (argc == 4 && strcmp(argv[1], "--child") == 0) {
         return child_main(atoi(argv[2]), strtoull(argv[3], NULL, 10));
     }
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, keys_setup, keys_teardown);
 }

@@ -56,17 +56,17 @@ struct bl_maglev *bl_maglev_create_algo(const char *const *names, const uint32_t
 void bl_maglev_destroy(struct bl_maglev *m);            /* NULL is a no-op */
 
 /*
- * Index of the node owning <hash>, or -1 when the table is empty. The slot is
+ * Index of the node owning <hash>, or -1 when the table is empty or NULL. The slot is
  * ((hash >> 32) * size) >> 32 (Lemire's multiply-shift reduction of the top 32 bits).
  */
 int bl_maglev_lookup(const struct bl_maglev *m, uint64_t hash);
-/* The slot bl_maglev_lookup() reads for <hash> (0 for an empty table). */
+/* The slot bl_maglev_lookup() reads for <hash>, in [0, size) (0 for a NULL table). */
 uint32_t bl_maglev_slot_of(const struct bl_maglev *m, uint64_t hash);
 
 /*
  * Fills <out> with up to <max> distinct node indexes in preference order for <hash>: the
  * owner first, then the next distinct owners walking the table from the owner's slot.
- * Returns the count written.
+ * Returns the count written (0 for an empty or NULL table).
  */
 size_t bl_maglev_preferences(const struct bl_maglev *m, uint64_t hash, int *out, size_t max);
 
