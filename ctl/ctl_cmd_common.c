@@ -167,10 +167,21 @@ try_exec(const char *dir, const char *rel, const char *name)
     if (access(path, X_OK) != 0) {
         return NULL;
     }
-    if (realpath(path, real) == NULL) {
-        return bl_xstrdup(path);
+    /* Resolve "..", but not the file itself: redis-server is a symlink to redis-check-rdb,
+     * which picks its personality from argv[0]. */
+    {
+        char *slash = strrchr(path, '/');
+
+        *slash = '\0';
+        if (realpath(path, real) != NULL
+            && strlen(real) + 1 + strlen(slash + 1) < sizeof(real)) {
+            strcat(real, "/");
+            strcat(real, slash + 1);
+            return bl_xstrdup(real);
+        }
+        *slash = '/';
     }
-    return bl_xstrdup(real);
+    return bl_xstrdup(path);
 }
 
 char *

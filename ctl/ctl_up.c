@@ -230,6 +230,7 @@ struct up_child {
     enum up_role role;
     const char *addr;           /* node address (nodes only) */
     bool started;
+    bool reported;              /* its end was already printed (obituary or stop line) */
 };
 
 struct up {
@@ -335,6 +336,7 @@ up_obituary(struct up_child *c, const char *when)
     char how[128];
 
     ctl_proc_describe(c->proc.status, how, sizeof(how));
+    c->reported = true;
     fflush(stdout);
     fprintf(stderr, "blogctl: %s (pid %d) %s %s\n", c->proc.name, (int)c->proc.pid, how, when);
     if (c->proc.ntail > 0) {
@@ -396,6 +398,14 @@ up_stop_role(struct up *u, enum up_role role)
                     c->proc.name, (int)c->proc.pid, UP_STOP_MS / 1000);
             (void)ctl_proc_stop(&c->proc, NULL, 0, 0);
         }
+        if (!c->reported) {
+            char how[128];
+
+            ctl_proc_describe(c->proc.status, how, sizeof(how));
+            fprintf(stderr, "blogctl: %s (pid %d) stopped: %s\n", c->proc.name,
+                    (int)c->proc.pid, how);
+            c->reported = true;
+        }
     }
 }
 
@@ -406,17 +416,6 @@ up_stop_all(struct up *u)
 
     for (size_t i = 0; i < BL_ARRAY_SIZE(order); i++) {
         up_stop_role(u, order[i]);
-    }
-    for (size_t i = 0; i < u->nchildren; i++) {
-        struct up_child *c = &u->children[i];
-
-        if (c->started) {
-            char how[128];
-
-            ctl_proc_describe(c->proc.status, how, sizeof(how));
-            fprintf(stderr, "blogctl: %s (pid %d) stopped: %s\n", c->proc.name,
-                    (int)c->proc.pid, how);
-        }
     }
 }
 
@@ -562,7 +561,7 @@ up_start(struct up *u, struct up_child *c, char *const argv[])
     c->started = true;
     fprintf(stderr, "blogctl: started %s (pid %d):", c->proc.name, (int)c->proc.pid);
     for (size_t i = 0; argv[i] != NULL; i++) {
-        fprintf(stderr, " %s", argv[i]);
+        fprintf(stderr, " %s", argv[i][0] != '\0' ? argv[i] : "\"\"");
     }
     fputc('\n', stderr);
     return 0;
@@ -783,6 +782,14 @@ up_summary(struct up *u)
 {
     struct bl_conf *conf = u->conf;
     bool demo = ctl_conf_accepts_token(conf, CTL_DEMO_TOKEN);
+    char self[PATH_MAX] = "blogctl";
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+    if (n > 0) {
+        self[n] = '\0';
+    } else {
+        snprintf(self, sizeof(self), "blogctl");
+    }
 
     printf("blogscale up: api=%s admin=%s\n", u->api_url, u->admin_url);
     fflush(stdout);
@@ -822,9 +829,9 @@ up_summary(struct up *u)
                "                -H 'Content-Type: application/json' \\\n"
                "                -d '{\"title\":\"Hello\",\"body\":\"First post\","
                "\"author\":\"me\",\"tags\":[\"demo\"]}'\n"
-               "           BLOGSCALE_TOKEN=%s blogctl -c %s posts seed 100\n"
+               "           BLOGSCALE_TOKEN=%s %s -c %s posts seed 100\n"
                "           (%s is the demo-only write token of this file)\n",
-               u->api_url, CTL_DEMO_TOKEN, CTL_DEMO_TOKEN, u->conf_abs, CTL_DEMO_TOKEN);
+               u->api_url, CTL_DEMO_TOKEN, CTL_DEMO_TOKEN, self, u->conf_abs, CTL_DEMO_TOKEN);
     } else if (conf->cluster.allow_anonymous_writes) {
         printf("           writes need no token (cluster.allow_anonymous_writes)\n");
     } else {
