@@ -35,7 +35,7 @@
  * MDB_NOTLS because MHD threads and our read-txn pool move read txns between threads.
  */
 
-#define LMDB_MAX_READERS 1022           /* reader slots shared by all processes */
+#define LMDB_MAX_READERS 4094           /* reader slots shared by all processes (64 B each) */
 #define LMDB_RTXN_POOL 64               /* reset read txns kept for reuse */
 #define LMDB_HEALTH_CACHE_MS 1000
 #define LMDB_SHA_BIN 32
