@@ -519,6 +519,8 @@ out:
 struct http_probe {
     char url[400];
     bool any_non5xx;            /* ready on any status < 500 (the LB), else on 200 only */
+    bool tcp_only;              /* TLS or tcp listener: ready when it accepts */
+    char addr[300];             /* for tcp_only */
     int last_status;            /* 0 = no answer */
     char last_err[600];
 };
@@ -531,6 +533,27 @@ http_ready(struct up *u, void *arg)
     int rc;
 
     (void)u;
+    if (p->tcp_only) {
+        struct sockaddr_storage ss;
+        socklen_t sl;
+        int fd;
+        bool ok = false;
+
+        if (bl_net_parse_addr(p->addr, &ss, &sl) != 0) {
+            snprintf(p->last_err, sizeof(p->last_err), "%s: bad address", p->addr);
+            return false;
+        }
+        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0) {
+            ok = connect(fd, (struct sockaddr *)&ss, sl) == 0;
+            if (!ok) {
+                snprintf(p->last_err, sizeof(p->last_err), "connect to %s: %s", p->addr,
+                         strerror(errno));
+            }
+            close(fd);
+        }
+        return ok;
+    }
     rc = ctl_http_get(p->url, UP_PROBE_MS, &status, NULL, p->last_err, sizeof(p->last_err));
     if (rc != 0) {
         p->last_status = 0;
@@ -947,6 +970,13 @@ up_run(struct up *u)
         memset(&probe, 0, sizeof(probe));
         probe.any_non5xx = true;
         snprintf(probe.url, sizeof(probe.url), "http://%s/posts?limit=1", u->api_addr);
+        {
+            const struct bl_conf_listener *l = ctl_api_listener(u->conf);
+
+            /* a TLS-only or L4-only LB: blogctl speaks no TLS, so accepting is enough */
+            probe.tcp_only = l == NULL || l->tls.enabled;
+            snprintf(probe.addr, sizeof(probe.addr), "%s", u->api_addr);
+        }
         w = up_wait(u, c, UP_LB_READY_MS, http_ready, &probe);
         if (w != 0) {
             if (probe.last_status != 0) {
