@@ -222,12 +222,16 @@ ctl_proc_alive(struct ctl_proc *p)
 int
 ctl_proc_pump(struct ctl_proc *const *procs, size_t n, int wake_fd, int timeout_ms)
 {
-    struct pollfd pfds[64];
-    struct ctl_proc *owner[64];
+    struct pollfd pfds_small[16], *pfds = pfds_small;
+    struct ctl_proc *owner_small[16], **owner = owner_small;
     size_t np = 0;
     int woke = 0, r;
 
-    for (size_t i = 0; i < n && np < BL_ARRAY_SIZE(pfds) - 1; i++) {
+    if (n + 1 > BL_ARRAY_SIZE(pfds_small)) {
+        pfds = bl_xcalloc(n + 1, sizeof(*pfds));
+        owner = bl_xcalloc(n + 1, sizeof(*owner));
+    }
+    for (size_t i = 0; i < n; i++) {
         if (procs[i] != NULL && procs[i]->fd >= 0) {
             pfds[np].fd = procs[i]->fd;
             pfds[np].events = POLLIN;
@@ -260,6 +264,10 @@ ctl_proc_pump(struct ctl_proc *const *procs, size_t n, int wake_fd, int timeout_
         if (procs[i] != NULL) {
             (void)ctl_proc_alive(procs[i]);
         }
+    }
+    if (pfds != pfds_small) {
+        free(pfds);
+        free(owner);
     }
     return woke;
 }
