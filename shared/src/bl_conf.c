@@ -1084,6 +1084,18 @@ unknown_key(struct conf_ctx *c, const struct conf_section *sec, const struct bl_
     size_t limit = strlen(key->value) >= 8 ? 3 : 2;
     char known[512] = "";
 
+    const char *dot = strchr(key->value, '.');
+
+    if (dot != NULL && dot != key->value) {
+        /* "lb.workers: 4" written flat: say how to nest it. */
+        for (size_t i = 0; i < sec->nkeys; i++) {
+            if (strlen(sec->keys[i].name) == (size_t)(dot - key->value) &&
+                strncmp(sec->keys[i].name, key->value, (size_t)(dot - key->value)) == 0) {
+                return conf_err(c, key, "unknown key (dotted keys are not expanded: nest it "
+                                "under %s:)", sec->keys[i].name);
+            }
+        }
+    }
     for (size_t i = 0; i < sec->nkeys; i++) {
         size_t d = edit_distance(key->value, sec->keys[i].name);
 

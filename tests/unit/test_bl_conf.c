@@ -415,6 +415,8 @@ static const struct err_case err_cases[] = {
     /* unknown key, nothing close: list what is known */
     { "bogus: 1\n", "t.yaml:1:1: bogus: unknown key (known keys here: cluster, lb, node, "
       "nodes, autoscale, log)", NULL },
+    { "lb.workers: 4\n", "t.yaml:1:1: lb.workers: unknown key (dotted keys are not expanded: "
+      "nest it under lb:)", NULL },
     /* wrong types */
     { "lb: 5\n", "t.yaml:1:5: lb: expected a mapping, got a scalar", NULL },
     { "nodes: {n1: x}\n", "t.yaml:1:8: nodes: expected a list, got a mapping", NULL },
