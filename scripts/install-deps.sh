@@ -17,7 +17,7 @@ test_pkgs=(
     libcmocka-dev libcurl4-openssl-dev
     wrk haproxy nginx-light
     clang libclang-rt-14-dev
-    prometheus valgrind python3 procps iproute2 psmisc
+    prometheus valgrind python3 procps iproute2 psmisc apache2-utils
 )
 
 want=("${build_pkgs[@]}" "${runtime_pkgs[@]}")

@@ -1,0 +1,202 @@
+#include "lb_state.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "bl/bl_log.h"
+#include "bl/bl_maglev.h"
+#include "bl/bl_util.h"
+#include "lb_algo.h"
+
+struct lb_ring *
+lb_ring_create(struct lb_node *const *nodes, uint32_t n)
+{
+    struct lb_ring *ring;
+    const char **names;
+    uint32_t *weights;
+
+    ring = calloc(1, sizeof(*ring));
+    names = calloc(n ? n : 1, sizeof(*names));
+    weights = calloc(n ? n : 1, sizeof(*weights));
+    if (ring == NULL || names == NULL || weights == NULL) {
+        goto fail;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        names[i] = nodes[i]->name;
+        weights[i] = nodes[i]->weight;
+    }
+    ring->maglev = bl_maglev_create(names, weights, n, 0);
+    if (ring->maglev == NULL) {
+        goto fail;
+    }
+    ring->refs = 1;
+    free(names);
+    free(weights);
+    return ring;
+fail:
+    free(weights);
+    free(names);
+    free(ring);
+    return NULL;
+}
+
+void
+lb_ring_put(struct lb_ring *ring)
+{
+    if (ring == NULL) {
+        return;
+    }
+    if (--ring->refs == 0) {
+        bl_maglev_destroy(ring->maglev);
+        free(ring);
+    }
+}
+
+struct lb_state *
+lb_state_create(struct lb_node *const *nodes, uint32_t n, const uint8_t *up,
+                struct lb_ring *ring, const struct lb_algo_ops *by_id,
+                const struct lb_algo_ops *other, double bounded_load)
+{
+    struct lb_state *st = calloc(1, sizeof(*st));
+
+    if (st == NULL) {
+        return NULL;
+    }
+    st->nnodes = n;
+    st->nodes = calloc(n ? n : 1, sizeof(*st->nodes));
+    st->up = calloc(n ? n : 1, 1);
+    st->upidx = calloc(n ? n : 1, sizeof(*st->upidx));
+    if (st->nodes == NULL || st->up == NULL || st->upidx == NULL) {
+        goto fail;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        st->nodes[i] = nodes[i];
+        st->up[i] = up[i] ? 1 : 0;
+        if (st->up[i]) {
+            st->upidx[st->nup++] = i;
+        }
+    }
+    st->ring = ring;
+    if (ring != NULL) {
+        ring->refs++;
+    }
+    st->by_id = by_id;
+    st->other = other;
+    st->bounded_load = bounded_load;
+    if ((by_id != NULL && by_id->rebuild(st, NULL) < 0) ||
+        (other != NULL && other->rebuild(st, NULL) < 0)) {
+        goto fail;
+    }
+    return st;
+fail:
+    lb_state_destroy(st);
+    return NULL;
+}
+
+void
+lb_state_destroy(struct lb_state *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    lb_ring_put(st->ring);
+    free(st->retired_qs);
+    free(st->upidx);
+    free(st->up);
+    free(st->nodes);
+    free(st);
+}
+
+int
+lb_state_publish(struct lb_proc *p)
+{
+    struct lb_node **nodes;
+    uint8_t *up;
+    struct lb_state *st, *old;
+    int rc = -ENOMEM;
+
+    nodes = calloc(p->nnodes ? p->nnodes : 1, sizeof(*nodes));
+    up = calloc(p->nnodes ? p->nnodes : 1, 1);
+    if (nodes == NULL || up == NULL) {
+        goto out;
+    }
+    for (uint32_t i = 0; i < p->nnodes; i++) {
+        nodes[i] = &p->nodes[i];
+        up[i] = p->nodes[i].up;
+    }
+    old = atomic_load(&p->state);
+    st = lb_state_create(nodes, p->nnodes, up, p->ring,
+                         old != NULL ? old->by_id : &lb_algo_maglev,
+                         old != NULL ? old->other : &lb_algo_p2c,
+                         old != NULL ? old->bounded_load : 0.0);
+    if (st == NULL) {
+        goto out;
+    }
+    if (old != NULL) {
+        /* health transitions for the algorithms */
+        for (uint32_t i = 0; i < st->nnodes && i < old->nnodes; i++) {
+            if (st->up[i] != old->up[i]) {
+                if (st->up[i]) {
+                    st->by_id->server_up(st, i);
+                    st->other->server_up(st, i);
+                } else {
+                    st->by_id->server_down(st, i);
+                    st->other->server_down(st, i);
+                }
+            }
+        }
+        old->retired_qs = calloc(p->nworkers ? p->nworkers : 1, sizeof(uint64_t));
+        if (old->retired_qs == NULL) {
+            lb_state_destroy(st);
+            goto out;
+        }
+    }
+    st->gen = ++p->gen;
+    old = atomic_exchange_explicit(&p->state, st, memory_order_seq_cst);
+    if (old != NULL) {
+        for (uint32_t i = 0; i < p->nworkers; i++) {
+            old->retired_qs[i] = atomic_load_explicit(&p->workers[i].qs, memory_order_seq_cst);
+        }
+        old->retired_next = p->retired;
+        p->retired = old;
+    }
+    rc = 0;
+out:
+    free(up);
+    free(nodes);
+    return rc;
+}
+
+static int
+grace_over(struct lb_proc *p, const struct lb_state *st)
+{
+    for (uint32_t i = 0; i < p->nworkers; i++) {
+        uint64_t then = st->retired_qs[i];
+        if ((then & 1) == 0) {
+            continue;   /* it was idle at the swap: loads the new snapshot next */
+        }
+        if (atomic_load_explicit(&p->workers[i].qs, memory_order_seq_cst) == then) {
+            return 0;   /* still in the iteration that may use the old snapshot */
+        }
+    }
+    return 1;
+}
+
+void
+lb_state_reclaim(struct lb_proc *p, int all)
+{
+    struct lb_state **pp = &p->retired;
+
+    while (*pp != NULL) {
+        struct lb_state *st = *pp;
+        if (all || grace_over(p, st)) {
+            *pp = st->retired_next;
+            lb_state_destroy(st);
+        } else {
+            pp = &st->retired_next;
+        }
+    }
+    if (all) {
+        lb_state_destroy(atomic_exchange(&p->state, NULL));
+    }
+}

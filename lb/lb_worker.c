@@ -1,0 +1,265 @@
+#include "lb_worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bl/bl_conf.h"
+#include "bl/bl_err.h"
+#include "bl/bl_log.h"
+#include "bl/bl_net.h"
+#include "bl/bl_util.h"
+#include "lb_backend.h"
+#include "lb_conn.h"
+#include "lb_state.h"
+
+#define ACCEPT_BATCH 64
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    struct lb_listener *l = bl_container_of(io, struct lb_listener, io);
+    struct lb_worker *w = l->w;
+    struct lb_proc *p = w->p;
+    int64_t max = p->conf->lb.limits.max_client_conns;
+
+    (void)loop;
+    (void)revents;
+    for (int i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int one = 1;
+        int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                bl_log(BL_LOG_WARN, "listener %d: accept: %s", l->index, strerror(errno));
+            }
+            return;
+        }
+        if (atomic_fetch_add_explicit(&p->nclients, 1, memory_order_relaxed) >= max) {
+            /* over limits.max_client_conns: refuse this one, keep serving the others */
+            atomic_fetch_sub_explicit(&p->nclients, 1, memory_order_relaxed);
+            atomic_store_explicit(&w->m->rejected_conns,
+                                  atomic_load_explicit(&w->m->rejected_conns,
+                                                       memory_order_relaxed) + 1,
+                                  memory_order_relaxed);
+            close(fd);
+            continue;
+        }
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        lb_conn_accept(w, l, fd, (struct sockaddr *)&ss, len);
+    }
+}
+
+static void
+prepare_cb(struct ev_loop *loop, ev_prepare *pr, int revents)
+{
+    struct lb_worker *w = bl_container_of(pr, struct lb_worker, prep);
+
+    (void)loop;
+    (void)revents;
+    lb_conn_reap(w);
+    lb_backend_reap(w);
+    lb_state_worker_offline(w);
+}
+
+static void
+check_cb(struct ev_loop *loop, ev_check *ck, int revents)
+{
+    struct lb_worker *w = bl_container_of(ck, struct lb_worker, chk);
+
+    (void)loop;
+    (void)revents;
+    lb_state_worker_online(w);
+}
+
+static void
+stop_listeners(struct lb_worker *w)
+{
+    for (uint32_t i = 0; i < w->nls; i++) {
+        if (w->ls[i].fd >= 0) {
+            ev_io_stop(w->loop, &w->ls[i].io);
+            close(w->ls[i].fd);
+            w->ls[i].fd = -1;
+        }
+    }
+}
+
+static void
+wake_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    struct lb_worker *w = bl_container_of(a, struct lb_worker, wake);
+    int stop = atomic_load(&w->p->stopping);
+
+    (void)revents;
+    if (stop == 0 || w->stopping >= stop) {
+        return;
+    }
+    w->stopping = stop;
+    stop_listeners(w);
+    for (struct lb_conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->lnext;
+        lb_conn_drain(c, stop >= 2);
+    }
+    lb_backend_sweep(w, 0);
+    if (w->nconns == 0) {
+        ev_break(loop, EVBREAK_ONE);
+    }
+}
+
+static void
+sweep_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct lb_worker *w = bl_container_of(t, struct lb_worker, sweep);
+
+    (void)revents;
+    lb_backend_sweep(w, w->p->t_idle);
+    if (w->stopping && w->nconns == 0) {
+        ev_break(loop, EVBREAK_ONE);
+    }
+}
+
+int
+lb_worker_init(struct lb_worker *w, struct lb_proc *p, uint32_t id)
+{
+    const struct bl_conf_lb *lc = &p->conf->lb;
+    uint64_t seed = 0;
+
+    memset(w, 0, sizeof(*w));
+    w->p = p;
+    w->id = id;
+    w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    if (w->loop == NULL) {
+        bl_log(BL_LOG_ERROR, "worker %u: cannot create an epoll loop", id);
+        return BL_EINVAL;
+    }
+    ev_set_userdata(w->loop, w);
+    w->m = bl_xcalloc(1, sizeof(*w->m));
+    w->nwnodes = p->nnodes;
+    w->wnodes = bl_xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*w->wnodes));
+    for (uint32_t i = 0; i < p->nnodes; i++) {
+        w->wnodes[i].node = &p->nodes[i];
+    }
+    w->node_cap = (lc->limits.node_max_conns + p->nworkers - 1) / p->nworkers;
+    if (w->node_cap == 0) {
+        w->node_cap = 1;
+    }
+    w->queue_cap = (lc->limits.queue_size + p->nworkers - 1) / p->nworkers;
+    w->ibufs = bl_xcalloc(LB_WORKER_FREE_BUFS, sizeof(char *));
+    w->rbufs = bl_xcalloc(LB_WORKER_FREE_BUFS, sizeof(char *));
+    w->scratch = bl_xmalloc(p->ibuf_size + 2048);
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) {
+        seed = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)ev_time();
+    }
+    w->rng = seed | 1;
+    snprintf(w->rid_prefix, sizeof(w->rid_prefix), "%08x%02x", (unsigned)(seed >> 32),
+             id & 0xff);
+    w->nls = (uint32_t)lc->nlisteners;
+    w->ls = bl_xcalloc(w->nls ? w->nls : 1, sizeof(*w->ls));
+    for (uint32_t i = 0; i < w->nls; i++) {
+        struct lb_listener *l = &w->ls[i];
+        int fd, one = 1, defer = 1;
+        l->fd = -1;
+        l->index = (int)i;
+        l->mode = lc->listeners[i].mode;
+        l->w = w;
+        fd = bl_net_listen(lc->listeners[i].bind, 4096, true);
+        if (fd < 0) {
+            bl_log(BL_LOG_ERROR, "listener %s: %s", lc->listeners[i].bind, bl_strerror(fd));
+            return fd;
+        }
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
+        l->fd = fd;
+        ev_io_init(&l->io, accept_cb, fd, EV_READ);
+        ev_io_start(w->loop, &l->io);
+    }
+    ev_async_init(&w->wake, wake_cb);
+    ev_async_start(w->loop, &w->wake);
+    ev_prepare_init(&w->prep, prepare_cb);
+    ev_prepare_start(w->loop, &w->prep);
+    ev_check_init(&w->chk, check_cb);
+    ev_set_priority(&w->chk, EV_MAXPRI);
+    ev_check_start(w->loop, &w->chk);
+    ev_timer_init(&w->sweep, sweep_cb, 1.0, 1.0);
+    ev_timer_start(w->loop, &w->sweep);
+    /* the async and timer watchers must not keep a drained loop alive forever: the loop
+     * is left with ev_break when the last connection is gone */
+    return 0;
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct lb_worker *w = arg;
+
+    lb_state_worker_online(w);
+    ev_run(w->loop, 0);
+    lb_state_worker_offline(w);
+    /* force-close whatever is left */
+    for (struct lb_conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->lnext;
+        lb_conn_close(c);
+    }
+    stop_listeners(w);
+    lb_backend_sweep(w, -1.0);
+    lb_conn_reap(w);
+    lb_backend_reap(w);
+    atomic_fetch_sub(&w->p->workers_running, 1);
+    ev_async_send(w->p->loop, &w->p->wake);
+    return NULL;
+}
+
+int
+lb_worker_start(struct lb_worker *w)
+{
+    int rc;
+
+    atomic_fetch_add(&w->p->workers_running, 1);
+    rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc != 0) {
+        atomic_fetch_sub(&w->p->workers_running, 1);
+        return -rc;
+    }
+    return 0;
+}
+
+void
+lb_worker_stop(struct lb_worker *w, int force)
+{
+    (void)force;
+    ev_async_send(w->loop, &w->wake);
+}
+
+void
+lb_worker_deinit(struct lb_worker *w)
+{
+    if (w->loop == NULL) {
+        return;
+    }
+    if (w->thread) {
+        pthread_join(w->thread, NULL);
+        w->thread = 0;
+    }
+    stop_listeners(w);
+    for (uint32_t i = 0; i < w->nibufs; i++) {
+        free(w->ibufs[i]);
+    }
+    for (uint32_t i = 0; i < w->nrbufs; i++) {
+        free(w->rbufs[i]);
+    }
+    free(w->ibufs);
+    free(w->rbufs);
+    free(w->scratch);
+    free(w->ls);
+    free(w->wnodes);
+    free(w->m);
+    ev_loop_destroy(w->loop);
+    w->loop = NULL;
+}
