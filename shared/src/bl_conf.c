@@ -1774,6 +1774,23 @@ conf_check_cross(struct conf_ctx *c, const struct bl_conf_yn *root)
                                conf->lb.admin.bind, i);
         }
     }
+    for (size_t i = 0; i < conf->nnodes; i++) {
+        const char *addr = conf->nodes[i].addr;
+        const char *clash = strcmp(addr, conf->lb.admin.bind) == 0 ? "lb.admin.bind" : NULL;
+        char path[64];
+
+        for (size_t j = 0; clash == NULL && j < conf->lb.nlisteners; j++) {
+            if (strcmp(addr, conf->lb.listeners[j].bind) == 0) {
+                clash = "a bind of lb.listeners";
+            }
+        }
+        if (clash != NULL) {
+            snprintf(path, sizeof(path), "nodes[%zu].addr", i);
+            at = mark_near(c, path);
+            return conf_err_at(c, at ? at->line : 1, at ? at->col : 1, path,
+                               "%s is also %s", addr, clash);
+        }
+    }
     if (conf->cluster.nwrite_tokens == 0 && !conf->cluster.allow_anonymous_writes) {
         at = mark_near(c, "cluster.write_tokens_sha256");
         conf_warn(c, at ? at : root, "cluster.write_tokens_sha256",

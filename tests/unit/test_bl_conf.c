@@ -484,6 +484,11 @@ static const struct err_case err_cases[] = {
       NULL },
     { "lb: {listeners: [{bind: \"127.0.0.1:8404\"}]}\n",
       "t.yaml:1:5: lb.admin.bind: 127.0.0.1:8404 is also the bind of lb.listeners[0]", NULL },
+    { "lb: {listeners: [{bind: \"127.0.0.1:8080\"}]}\n"
+      "nodes: [{name: n1, addr: \"127.0.0.1:8080\"}]\n",
+      "t.yaml:2:26: nodes[0].addr: 127.0.0.1:8080 is also a bind of lb.listeners", NULL },
+    { "nodes: [{name: n1, addr: \"127.0.0.1:8404\"}]\n",
+      "t.yaml:1:26: nodes[0].addr: 127.0.0.1:8404 is also lb.admin.bind", NULL },
     /* digests */
     { "cluster:\n  write_tokens_sha256: [abc]\n",
       "t.yaml:2:25: cluster.write_tokens_sha256[0]: expected a SHA-256 digest of 64 hex digits",

@@ -245,12 +245,19 @@ struct bl_conf {
 };
 
 /*
- * Loads and validates <path>. Returns a new config, or NULL with *err set to a malloc'ed
- * "file:line:column: key: message" (the caller frees it).
+ * Loads and validates <path> (NULL: bl_conf_default_path()), at most BL_CONF_MAX_FILE_SIZE
+ * bytes. Returns a new config (free with bl_conf_destroy), or NULL with *err set to a
+ * malloc'ed one-line "file:line:column: key.path: message" (the caller frees it; <err>
+ * may be NULL). Files that cannot be read or are too large give "file: message".
+ * Non-fatal findings (e.g. no write token) are in conf->warnings. Reference of every key:
+ * docs/CONFIG.md. Thread-safe (no global state).
  */
 struct bl_conf *bl_conf_load(const char *path, char **err);
 
-/* Same, from a memory buffer; <name> stands for the file in error messages. */
+/*
+ * Same, from <len> bytes at <yaml> (any bytes, need not be NUL-terminated; safe for
+ * arbitrary input); <name> stands for the file in messages (NULL: "<config>").
+ */
 struct bl_conf *bl_conf_load_buffer(const char *yaml, size_t len, const char *name, char **err);
 
 void bl_conf_destroy(struct bl_conf *conf);             /* NULL is a no-op */
