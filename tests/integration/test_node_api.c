@@ -285,6 +285,8 @@ sha_hex(const char *s, char out[65])
 }
 
 /* Writes a config for <n> (plus an entry for <other>, may be NULL) with <store>. */
+static const char *g_map_size = "256MiB";
+
 static void
 write_conf(struct node_proc *n, const struct node_proc *other, const char *store,
            const char *tokens_yaml)
@@ -302,7 +304,7 @@ write_conf(struct node_proc *n, const struct node_proc *other, const char *store
              "node:\n"
              "  threads: 2\n"
              "  shutdown_timeout: 5s\n"
-             "  store: {driver: lmdb, path: \"%s\", map_size: 256MiB}\n"
+             "  store: {driver: lmdb, path: \"%s\", map_size: %s}\n"
              "  cache: {enabled: false}\n"
              "  limits: {post_body: 64KiB, asset: 1MiB}\n"
              "  assets: {types: [image/png, image/jpeg, application/pdf]}\n"
@@ -310,7 +312,7 @@ write_conf(struct node_proc *n, const struct node_proc *other, const char *store
              "  - {name: %s, addr: \"127.0.0.1:%d\"}\n"
              "%s"
              "log: {level: info}\n",
-             tokens_yaml, store, n->name, n->port, second);
+             tokens_yaml, store, g_map_size, n->name, n->port, second);
     bl_h_write_file(n->conf, text);
 }
 
@@ -1538,6 +1540,50 @@ test_reload_and_refusal(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/* A full LMDB map: 507 insufficient_storage with a logged reason, reads still served. */
+static void
+test_store_full(void **state)
+{
+    struct node_proc k;
+    char store[600], *body = malloc(60100), *log;
+    const char *hs[] = {AUTH, CT_JSON, NULL};
+    int created = 0, full = 0;
+    struct resp r;
+
+    node_init(&k, "f1");
+    snprintf(store, sizeof(store), "%s/store-f", g_dir);
+    g_map_size = "1MiB";
+    write_conf(&k, NULL, store, g_tokens_yaml);
+    g_map_size = "256MiB";
+    node_start(&k);
+    snprintf(body, 60100, "{\"title\":\"t\",\"author\":\"a\",\"body\":\"%060000d\"}", 0);
+    for (int i = 0; i < 40 && full == 0; i++) {
+        req(g_h, "POST", url_of(&k, "/posts"), hs, body, strlen(body), &r);
+        if (r.status == 201) {
+            created++;
+        } else {
+            char v[128];
+
+            if (r.status != 507 || strcmp(jstr(r.body, "error.code", v, sizeof(v)),
+                                          "insufficient_storage") != 0) {
+                fail_msg("expected 201 or 507, got %ld %s", r.status, r.body);
+            }
+            full++;
+        }
+        resp_free(&r);
+    }
+    assert_true(created > 0);
+    assert_int_equal(full, 1);
+    req(g_h, "GET", url_of(&k, "/posts?limit=1"), NULL, NULL, 0, &r);
+    assert_int_equal(r.status, 200);
+    resp_free(&r);
+    log = bl_h_read_file(k.log, NULL);
+    assert_non_null(strstr(log, "\"status\":507"));
+    free(log);
+    free(body);
+    bl_h_stop(k.pid, SIGTERM, 5000);
+}
+
 int
 main(void)
 {
@@ -1556,6 +1602,7 @@ main(void)
         cmocka_unit_test(test_two_nodes_one_store),
         cmocka_unit_test(test_kill9_durability),
         cmocka_unit_test(test_reload_and_refusal),
+        cmocka_unit_test(test_store_full),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
