@@ -112,6 +112,9 @@ int ctl_edit_distance(const char *a, const char *b);
  * false when there were no observations.
  */
 bool ctl_prom_sum(const char *text, const char *name, double *out);
+/* Like ctl_prom_sum(), over the samples whose label <label> equals <value> exactly. */
+bool ctl_prom_sum_label(const char *text, const char *name, const char *label,
+                        const char *value, double *out);
 bool ctl_prom_quantile(const char *before, const char *after, const char *name, double q,
                        double *out);
 

@@ -97,6 +97,67 @@ ctl_prom_sum(const char *text, const char *name, double *out)
     return a.n > 0;
 }
 
+struct prom_filter {
+    const char *label;
+    const char *value;
+    struct prom_acc acc;
+};
+
+/* True when the label block <labels>/<llen> has <label>="<value>" (no escapes in value). */
+static bool
+labels_match(const char *labels, size_t llen, const char *label, const char *value)
+{
+    size_t ln = strlen(label), vn = strlen(value);
+    const char *p = labels, *end = labels + llen;
+
+    while (p < end) {
+        if ((p == labels || p[-1] == ',') && (size_t)(end - p) >= ln + vn + 3
+            && strncmp(p, label, ln) == 0 && p[ln] == '=' && p[ln + 1] == '"'
+            && strncmp(p + ln + 2, value, vn) == 0 && p[ln + 2 + vn] == '"') {
+            return true;
+        }
+        /* skip to the next label: past the closing quote of this value */
+        p = memchr(p, '"', (size_t)(end - p));
+        if (p == NULL) {
+            return false;
+        }
+        p++;
+        while (p < end && *p != '"') {
+            p += *p == '\\' ? 2 : 1;
+        }
+        p++;
+        if (p < end && *p == ',') {
+            p++;
+        }
+    }
+    return false;
+}
+
+static void
+acc_filter(const char *labels, size_t llen, double v, void *arg)
+{
+    struct prom_filter *f = arg;
+
+    if (labels_match(labels, llen, f->label, f->value)) {
+        f->acc.sum += v;
+        f->acc.n++;
+    }
+}
+
+bool
+ctl_prom_sum_label(const char *text, const char *name, const char *label, const char *value,
+                   double *out)
+{
+    struct prom_filter f = { label, value, { 0, 0 } };
+
+    if (text == NULL) {
+        return false;
+    }
+    prom_each(text, name, acc_filter, &f);
+    *out = f.acc.sum;
+    return f.acc.n > 0;
+}
+
 struct prom_buckets {
     double le[PROM_MAX_BUCKETS];
     double count[PROM_MAX_BUCKETS];
@@ -261,6 +322,7 @@ ctl_cmd_status(struct ctl_ctx *ctx)
     uint64_t window_ms = 1000, t1 = 0, t2 = 0;
     const char *admin_token = getenv("BLOGSCALE_ADMIN_TOKEN");
     json_t *jrows = NULL;
+    const char *lbm = NULL;     /* the LB's latest scrape */
     int unready = 0;
 
     if (ctl_wants_help(ctx)) {
@@ -330,11 +392,16 @@ ctl_cmd_status(struct ctl_ctx *ctx)
         }
         t2 = bl_time_mono_ms();
     }
+    for (size_t i = 0; i < nt; i++) {
+        if (t[i].is_lb && t[i].metrics_status == 200) {
+            lbm = t[i].m2 != NULL ? t[i].m2 : t[i].m1;
+        }
+    }
     if (ctx->json) {
         jrows = json_array();
     } else {
-        printf("%-10s %-22s %-12s %9s %10s %9s %9s %7s %8s\n", "NAME", "ADDR", "STATE",
-               "IN-FLIGHT", "REQUESTS", "REQ/S", "P99", "HIT%", "COHERENT");
+        printf("%-10s %-22s %-12s %-5s %9s %10s %9s %9s %7s %8s\n", "NAME", "ADDR", "STATE",
+               "LB", "IN-FLIGHT", "REQUESTS", "REQ/S", "P99", "HIT%", "COHERENT");
     }
     for (size_t i = 0; i < nt; i++) {
         struct target *x = &t[i];
@@ -344,6 +411,7 @@ ctl_cmd_status(struct ctl_ctx *ctx)
         double req = 0, req0 = 0, inflight = 0, hits = 0, misses = 0, coh = 0, p99 = 0;
         bool have_req, have_rate = false, have_inf, have_hit, have_coh, have_p99;
         double rate = 0;
+        const char *lb_view;
 
         snprintf(nm, sizeof(nm), "%srequests_total", pre);
         have_req = ctl_prom_sum(m, nm, &req);
@@ -353,6 +421,20 @@ ctl_cmd_status(struct ctl_ctx *ctx)
         }
         snprintf(nm, sizeof(nm), "%srequests_in_flight", pre);
         have_inf = ctl_prom_sum(m, nm, &inflight);
+        if (!have_inf && x->is_lb) {
+            have_inf = ctl_prom_sum(m, "blog_lb_node_inflight", &inflight);
+        }
+        /* the LB's view of this node: blog_lb_node_up{node="NAME"} */
+        lb_view = "-";
+        if (!x->is_lb && lbm != NULL) {
+            double upv;
+
+            if (ctl_prom_sum_label(lbm, "blog_lb_node_up", "node", x->name, &upv)) {
+                lb_view = upv >= 1.0 ? "up" : "down";
+            } else {
+                lb_view = "absent";
+            }
+        }
         have_hit = ctl_prom_sum(m, "blog_node_cache_hits_total", &hits)
                    && ctl_prom_sum(m, "blog_node_cache_misses_total", &misses)
                    && hits + misses > 0;
@@ -363,7 +445,11 @@ ctl_cmd_status(struct ctl_ctx *ctx)
             have_p99 = ctl_prom_quantile(NULL, m, nm, 0.99, &p99);    /* lifetime */
         }
         if (x->is_lb) {
-            if (x->metrics_status == 200) {
+            double healthy;
+
+            if (x->metrics_status == 200 && ctl_prom_sum(m, "blog_lb_healthy_nodes", &healthy)) {
+                snprintf(state, sizeof(state), "up %.0f/%zu", healthy, conf->nnodes);
+            } else if (x->metrics_status == 200) {
                 snprintf(state, sizeof(state), "up");
             } else if (x->metrics_status == 401 || x->metrics_status == 403) {
                 snprintf(state, sizeof(state), "up (%d)", x->metrics_status);
@@ -388,6 +474,11 @@ ctl_cmd_status(struct ctl_ctx *ctx)
                                     "kind", x->is_lb ? "lb" : "node", "state", state,
                                     "metrics", m != NULL);
 
+            if (!x->is_lb) {
+                json_object_set_new(row, "lb_view", strcmp(lb_view, "-") == 0 ? json_null()
+                                                                           : json_string(lb_view));
+            }
+
             json_object_set_new(row, "in_flight", have_inf ? json_real(inflight) : json_null());
             json_object_set_new(row, "requests", have_req ? json_real(req) : json_null());
             json_object_set_new(row, "requests_per_second",
@@ -406,8 +497,8 @@ ctl_cmd_status(struct ctl_ctx *ctx)
             fmt_num(c5, sizeof(c5), have_hit, "%.1f", have_hit ? 100.0 * hits / (hits + misses)
                                                                : 0.0);
             snprintf(c6, sizeof(c6), "%s", have_coh ? (coh >= 1.0 ? "yes" : "NO") : "-");
-            printf("%-10s %-22s %-12s %9s %10s %9s %9s %7s %8s\n", x->name, x->addr, state, c1,
-                   c2, c3, c4, c5, c6);
+            printf("%-10s %-22s %-12s %-5s %9s %10s %9s %9s %7s %8s\n", x->name, x->addr, state,
+                   x->is_lb ? "" : lb_view, c1, c2, c3, c4, c5, c6);
         }
     }
     if (ctx->json) {

@@ -108,7 +108,7 @@ set -e
 [ "$rc" = 1 ] && grep -q "401" "$tmp/bad.err" || fail "seed with a wrong token: rc=$rc $(cat "$tmp/bad.err")"
 
 # status: every node ready
-timeout 30 "$BLOGCTL" -c "$cfg" --json status --window 0 >"$tmp/status.json" \
+BLOGSCALE_ADMIN_TOKEN=blogscale-demo-admin timeout 30 "$BLOGCTL" -c "$cfg" --json status --window 0 >"$tmp/status.json" \
     || fail "status failed: $(cat "$tmp/status.json")"
 python3 - "$tmp/status.json" <<'PY' || fail "status: $(cat "$tmp/status.json")"
 import json, sys
@@ -117,6 +117,10 @@ nodes = [c for c in d["components"] if c["kind"] == "node"]
 assert [c["name"] for c in nodes] == ["n1", "n2", "n3"], d
 assert all(c["state"] == "ready" for c in nodes), d
 assert all(c["requests"] is not None and c["requests"] > 0 for c in nodes), d
+# the LB's admin /metrics answers with the demo admin token, and sees the nodes up
+lb = [c for c in d["components"] if c["kind"] == "lb"]
+assert len(lb) == 1 and lb[0]["state"].startswith("up") and lb[0]["metrics"], d
+assert all(c["lb_view"] in (None, "up") for c in nodes), d
 PY
 
 # SIGTERM: everything stops, exit 0, nothing left

@@ -51,6 +51,27 @@ test_prom_sum(void **state)
 }
 
 static void
+test_prom_sum_label(void **state)
+{
+    const char *t = "blog_lb_node_up{node=\"n1\"} 1\n"
+                    "blog_lb_node_up{node=\"n10\"} 0\n"
+                    "blog_lb_node_up{pool=\"a\\\",node=\\\"n2\",node=\"n3\"} 1\n"
+                    "blog_lb_node_inflight{node=\"n1\"} 4\n";
+    double v = -1;
+
+    (void)state;
+    assert_true(ctl_prom_sum_label(t, "blog_lb_node_up", "node", "n1", &v));
+    assert_true(v == 1.0);
+    assert_true(ctl_prom_sum_label(t, "blog_lb_node_up", "node", "n10", &v));
+    assert_true(v == 0.0);
+    /* an escaped quote inside another label's value is not a label of its own */
+    assert_false(ctl_prom_sum_label(t, "blog_lb_node_up", "node", "n2", &v));
+    assert_true(ctl_prom_sum_label(t, "blog_lb_node_up", "node", "n3", &v));
+    assert_false(ctl_prom_sum_label(t, "blog_lb_node_up", "node", "n4", &v));
+    assert_false(ctl_prom_sum_label(NULL, "blog_lb_node_up", "node", "n1", &v));
+}
+
+static void
 test_prom_quantile(void **state)
 {
     double v = -1;
@@ -117,6 +138,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prom_sum),
+        cmocka_unit_test(test_prom_sum_label),
         cmocka_unit_test(test_prom_quantile),
         cmocka_unit_test(test_redis_url),
         cmocka_unit_test(test_addr_helpers),
