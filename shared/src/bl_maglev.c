@@ -34,6 +34,20 @@ struct bl_maglev {
     enum bl_maglev_algo algo;
     int32_t *slots;              /* size entries: caller index or -1 */
     char digest[65];             /* computed once at build time */
+    /* Rendezvous rankers, kept for bl_maglev_fallbacks() (NULL for populate tables). */
+    uint64_t *seeds;             /* per rank: XXH3(name, SEED_RENDEZVOUS) */
+    uint32_t *weights;           /* per rank */
+    int32_t *rank_idx;           /* per rank: caller's index */
+    uint64_t *log_table;         /* LOG_STEPS + 1 entries; NULL when uniform */
+    bool uniform;                /* every active weight equal */
+};
+
+/* One node's draw for one slot under rendezvous. */
+struct draw {
+    uint64_t h;                  /* XXH3(le32(slot), seed of the node) */
+    uint64_t e;                  /* -log2(h / 2^64) in Q32, weighted tables only */
+    uint32_t w;
+    uint32_t rank;
 };
 
 struct node {
@@ -136,73 +150,113 @@ neglog2_q32(const uint64_t table[LOG_STEPS + 1], uint64_t h)
     return (64ull << 32) - l;
 }
 
-/*
- * Rendezvous fill: slot s goes to the node that ranks first for s. With all weights
- * equal a node's rank value is XXH3(le32(s), seed = XXH3(name)) (largest wins); with
- * unequal weights it is -log2(u) / weight for the same hash u (smallest wins, the weighted
- * rendezvous of Schindelhauer and Schomaker: P(win) = weight / total). Ties fall to the
- * larger raw hash, then to the smaller name. The ranking of a slot compares nodes pairwise
- * by their own (name, weight) only, so dropping a node never changes the winner of a slot
- * it did not win: exact minimal disruption.
- */
-static int
-fill_rendezvous(const struct node *nodes, size_t n, uint32_t size, int32_t *rank_slots,
-                const uint64_t *log_table)
+static void
+slot_key(uint32_t s, unsigned char key[4])
 {
-    uint64_t *seeds = malloc((n ? n : 1) * sizeof(*seeds));
-    bool uniform = true;
+    key[0] = (unsigned char)s;
+    key[1] = (unsigned char)(s >> 8);
+    key[2] = (unsigned char)(s >> 16);
+    key[3] = (unsigned char)(s >> 24);
+}
+
+static inline void
+draw_make(const struct bl_maglev *m, uint32_t rank, const unsigned char key[4],
+          struct draw *d)
+{
+    d->h = XXH3_64bits_withSeed(key, 4, m->seeds[rank]);
+    d->e = m->uniform ? 0 : neglog2_q32(m->log_table, d->h);
+    d->w = m->weights[rank];
+    d->rank = rank;
+}
+
+/*
+ * True when <a> ranks before <b> for their slot. Equal weights: the larger hash. Unequal
+ * weights: the smaller e / w (compared exactly as e_a * w_b < e_b * w_a; e < 2^39 and
+ * w < 2^24 so neither product overflows). Ties: the larger hash, then the smaller rank.
+ * Since e is monotone non-increasing in h, for equal weights both rules give the same
+ * order, so a set that loses its only different weight keeps every surviving owner.
+ */
+static inline bool
+draw_beats(const struct draw *a, const struct draw *b, bool uniform)
+{
+    if (!uniform) {
+        uint64_t lhs = a->e * b->w;
+        uint64_t rhs = b->e * a->w;
+
+        if (lhs != rhs) {
+            return lhs < rhs;
+        }
+    }
+    if (a->h != b->h) {
+        return a->h > b->h;
+    }
+    return a->rank < b->rank;
+}
+
+/*
+ * Rendezvous fill: slot s goes to the active node whose draw beats every other's (see
+ * draw_beats(); with unequal weights this is the weighted rendezvous of Schindelhauer and
+ * Schomaker, P(win) = weight / total). A slot's ranking compares nodes pairwise by their
+ * own (name, weight) only, so dropping a node never changes the winner of a slot it did
+ * not win: exact minimal disruption.
+ */
+static void
+fill_rendezvous(const struct bl_maglev *m, int32_t *rank_slots)
+{
+    for (uint32_t s = 0; s < m->size; s++) {
+        unsigned char key[4];
+        struct draw best = { 0 };
+        struct draw d;
+        int32_t owner = -1;
+
+        slot_key(s, key);
+        for (size_t r = 0; r < m->n; r++) {
+            if (m->weights[r] == 0) {
+                continue;
+            }
+            draw_make(m, (uint32_t)r, key, &d);
+            if (owner < 0 || draw_beats(&d, &best, m->uniform)) {
+                best = d;
+                owner = (int32_t)r;
+            }
+        }
+        rank_slots[s] = owner;
+    }
+}
+
+/* Keeps the rankers a rendezvous table needs for fill and fallbacks. 0 or -1 (OOM). */
+static int
+rankers_init(struct bl_maglev *m, const struct node *nodes)
+{
+    size_t n = m->n ? m->n : 1;
     uint32_t w0 = 0;
 
-    if (seeds == NULL) {
+    m->seeds = malloc(n * sizeof(*m->seeds));
+    m->weights = malloc(n * sizeof(*m->weights));
+    m->rank_idx = malloc(n * sizeof(*m->rank_idx));
+    if (m->seeds == NULL || m->weights == NULL || m->rank_idx == NULL) {
         return -1;
     }
-    for (size_t r = 0; r < n; r++) {
-        seeds[r] = XXH3_64bits_withSeed(nodes[r].name, nodes[r].len, SEED_RENDEZVOUS);
+    m->uniform = true;
+    for (size_t r = 0; r < m->n; r++) {
+        m->seeds[r] = XXH3_64bits_withSeed(nodes[r].name, nodes[r].len, SEED_RENDEZVOUS);
+        m->weights[r] = nodes[r].weight;
+        m->rank_idx[r] = (int32_t)nodes[r].idx;
         if (nodes[r].weight != 0) {
             if (w0 == 0) {
                 w0 = nodes[r].weight;
             } else if (nodes[r].weight != w0) {
-                uniform = false;
+                m->uniform = false;
             }
         }
     }
-    for (uint32_t s = 0; s < size; s++) {
-        unsigned char key[4] = {
-            (unsigned char)s, (unsigned char)(s >> 8), (unsigned char)(s >> 16),
-            (unsigned char)(s >> 24),
-        };
-        int32_t best = -1;
-        uint64_t best_h = 0;
-        uint64_t best_e = 0;
-
-        for (size_t r = 0; r < n; r++) {
-            uint64_t h;
-
-            if (nodes[r].weight == 0) {
-                continue;
-            }
-            h = XXH3_64bits_withSeed(key, sizeof(key), seeds[r]);
-            if (uniform) {
-                if (best < 0 || h > best_h) {
-                    best = (int32_t)r;
-                    best_h = h;
-                }
-            } else {
-                uint64_t e = neglog2_q32(log_table, h);
-                /* e / w < best_e / best_w, exactly: e, best_e < 2^39 and w < 2^24. */
-                uint64_t lhs = e * nodes[best < 0 ? r : (size_t)best].weight;
-                uint64_t rhs = best_e * nodes[r].weight;
-
-                if (best < 0 || lhs < rhs || (lhs == rhs && h > best_h)) {
-                    best = (int32_t)r;
-                    best_h = h;
-                    best_e = e;
-                }
-            }
+    if (!m->uniform) {
+        m->log_table = malloc((LOG_STEPS + 1) * sizeof(*m->log_table));
+        if (m->log_table == NULL) {
+            return -1;
         }
-        rank_slots[s] = best;
+        log_table_init(m->log_table);
     }
-    free(seeds);
     return 0;
 }
 
@@ -333,7 +387,6 @@ bl_maglev_create_algo(const char *const *names, const uint32_t *weights, size_t 
     struct bl_maglev *m = NULL;
     struct node *nodes = NULL;
     int32_t *rank_slots = NULL;
-    uint64_t *log_table = NULL;
 
     if ((n > 0 && names == NULL) || n > INT32_MAX ||
         (algo != BL_MAGLEV_RENDEZVOUS && algo != BL_MAGLEV_POPULATE)) {
@@ -386,14 +439,10 @@ bl_maglev_create_algo(const char *const *names, const uint32_t *weights, size_t 
             goto fail;
         }
     } else {
-        log_table = malloc((LOG_STEPS + 1) * sizeof(*log_table));
-        if (log_table == NULL) {
+        if (rankers_init(m, nodes) != 0) {
             goto fail;
         }
-        log_table_init(log_table);
-        if (fill_rendezvous(nodes, n, size, rank_slots, log_table) != 0) {
-            goto fail;
-        }
+        fill_rendezvous(m, rank_slots);
     }
     if (digest_table(nodes, n, size, rank_slots, algo, m->digest) != 0) {
         goto fail;
@@ -406,14 +455,12 @@ bl_maglev_create_algo(const char *const *names, const uint32_t *weights, size_t 
     }
     m->slots = rank_slots;
     free(nodes);
-    free(log_table);
     return m;
 
 fail:
-    free(log_table);
     free(rank_slots);
     free(nodes);
-    free(m);
+    bl_maglev_destroy(m);
     return NULL;
 }
 
@@ -430,6 +477,10 @@ bl_maglev_destroy(struct bl_maglev *m)
         return;
     }
     free(m->slots);
+    free(m->seeds);
+    free(m->weights);
+    free(m->rank_idx);
+    free(m->log_table);
     free(m);
 }
 
@@ -490,6 +541,50 @@ bl_maglev_preferences(const struct bl_maglev *m, uint64_t hash, int *out, size_t
         if (!dup) {
             out[count++] = owner;
         }
+    }
+    return count;
+}
+
+size_t
+bl_maglev_fallbacks(const struct bl_maglev *m, uint64_t hash, int *out, size_t max)
+{
+    struct draw top[BL_MAGLEV_MAX_FALLBACKS];
+    unsigned char key[4];
+    size_t want;
+    size_t count = 0;
+
+    if (m == NULL || out == NULL) {
+        return 0;
+    }
+    if (m->algo != BL_MAGLEV_RENDEZVOUS) {
+        return bl_maglev_preferences(m, hash, out, max);
+    }
+    want = BL_MIN(BL_MIN(max, m->active), (size_t)BL_MAGLEV_MAX_FALLBACKS);
+    if (want == 0) {
+        return 0;
+    }
+    slot_key(bl_maglev_slot_of(m, hash), key);
+    /* The <want> best draws of the slot, best first, by insertion. */
+    for (size_t r = 0; r < m->n; r++) {
+        struct draw d;
+        size_t i;
+
+        if (m->weights[r] == 0) {
+            continue;
+        }
+        draw_make(m, (uint32_t)r, key, &d);
+        if (count == want && !draw_beats(&d, &top[want - 1], m->uniform)) {
+            continue;
+        }
+        i = count < want ? count++ : want - 1;
+        while (i > 0 && draw_beats(&d, &top[i - 1], m->uniform)) {
+            top[i] = top[i - 1];
+            i--;
+        }
+        top[i] = d;
+    }
+    for (size_t i = 0; i < count; i++) {
+        out[i] = m->rank_idx[top[i].rank];
     }
     return count;
 }

@@ -7,7 +7,9 @@
  *   name a weight-0 node;
  * - rebuilding from the same set in another order gives the same digest and the same
  *   owner name in every slot;
- * - rendezvous: removing a node changes only the slots that node owned.
+ * - fallbacks start with the owner, are distinct, list every active node (rendezvous);
+ * - rendezvous: removing a node changes only the slots that node owned, and each key
+ *   moves to its first fallback other than the removed node.
  *
  * Input layout: byte 0 = node count (mod 24), byte 1 = flags (bit 0 algorithm, bits 1-3
  * size choice, bit 4 weighted), then per node [weight byte if weighted] [length byte]
@@ -24,6 +26,7 @@
 
 #define MAX_NODES 24
 #define MAX_NAME 12
+#define NKEYS 16
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -151,6 +154,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const int32_t *slots;
     const char *rev[MAX_NODES];
     uint32_t rev_w[MAX_NODES];
+    uint64_t hashes[NKEYS];
+    int fb[NKEYS][MAX_NODES];
 
     parse(data, size, &in);
     for (size_t i = 0; i < in.n; i++) {
@@ -177,14 +182,27 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
 
-    /* lookups and preferences on hashes derived from the rest of the input */
-    for (size_t k = 0; k < 16; k++) {
+    /* lookups, preferences and fallbacks on hashes derived from the rest of the input */
+    for (size_t k = 0; k < NKEYS; k++) {
         uint64_t h = mix(k);
         int out[MAX_NODES];
         size_t got;
 
         for (size_t j = 0; j < in.rest_len && j < 8; j++) {
             h = mix(h ^ in.rest[(k + j) % in.rest_len]);
+        }
+        hashes[k] = h;
+        got = bl_maglev_fallbacks(m, h, fb[k], MAX_NODES);
+        check(got == (in.algo == BL_MAGLEV_RENDEZVOUS ? active : got), "fallback count");
+        check(got <= active, "more fallbacks than active nodes");
+        check(active == 0 || (got >= 1 && fb[k][0] == bl_maglev_lookup(m, h)),
+              "fallbacks: owner not first");
+        for (size_t i = 0; i < got; i++) {
+            check(fb[k][i] >= 0 && (size_t)fb[k][i] < in.n && in.weights[fb[k][i]] > 0,
+                  "bad fallback");
+            for (size_t j = 0; j < i; j++) {
+                check(fb[k][i] != fb[k][j], "fallbacks not distinct");
+            }
         }
         check(bl_maglev_slot_of(m, h) < in.size, "slot_of out of range");
         check(bl_maglev_lookup(m, h) == slots[bl_maglev_slot_of(m, h)], "lookup != slot");
@@ -236,6 +254,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (slots[s] >= 0 && (size_t)slots[s] != victim) {
                 check(ls[s] >= 0 && strcmp(less[ls[s]], in.ptr[slots[s]]) == 0,
                       "a surviving node's slot moved");
+            }
+        }
+        /* ... and a key of the victim goes to its first fallback that is not the victim */
+        for (size_t k = 0; k < NKEYS; k++) {
+            int o = bl_maglev_lookup(r, hashes[k]);
+            size_t i = 0;
+
+            while (i < active && (size_t)fb[k][i] == victim) {
+                i++;
+            }
+            if (i == active) {
+                check(o == -1, "owner left in a table without active nodes");
+            } else {
+                check(o >= 0 && strcmp(less[o], in.ptr[fb[k][i]]) == 0,
+                      "removal does not follow the fallbacks");
             }
         }
         bl_maglev_destroy(r);

@@ -945,6 +945,144 @@ test_preferences(void **state)
     }
 }
 
+/*
+ * Fallbacks are the slot's rendezvous ranking: for ANY set R of removed nodes, the owner
+ * of a key in the table built without R is the first of the key's fallbacks not in R.
+ * Checked on 100,000 keys for random R of every size, unweighted and weighted; plus the
+ * basic shape (owner first, distinct, no weight-0 node, clamped counts).
+ */
+static void
+check_fallbacks_vs_removals(const char *const *names, const uint32_t *weights, size_t n,
+                            uint64_t seed)
+{
+    enum { FB_KEYS = 100000 };
+    struct bl_maglev *m = bl_maglev_create(names, weights, n, 0);
+    int *fb = malloc((size_t)FB_KEYS * n * sizeof(*fb));
+    size_t active = 0;
+    uint64_t rs = seed;
+
+    assert_non_null(m);
+    assert_non_null(fb);
+    for (size_t i = 0; i < n; i++) {
+        active += weights == NULL || weights[i] > 0;
+    }
+    for (uint32_t k = 0; k < FB_KEYS; k++) {
+        int *f = fb + (size_t)k * n;
+        size_t got = bl_maglev_fallbacks(m, key_hash(k), f, n);
+
+        assert_int_equal(got, active);
+        assert_int_equal(f[0], bl_maglev_lookup(m, key_hash(k)));
+        for (size_t i = 0; i < got; i++) {
+            assert_true(f[i] >= 0 && (size_t)f[i] < n);
+            assert_true(weights == NULL || weights[f[i]] > 0);
+            for (size_t j = 0; j < i; j++) {
+                assert_int_not_equal(f[i], f[j]);
+            }
+        }
+    }
+    for (size_t trial = 0; trial < 12; trial++) {
+        bool removed[MAX_TEST_NODES] = { false };
+        const char *rest[MAX_TEST_NODES];
+        uint32_t rest_w[MAX_TEST_NODES];
+        size_t nrem = 1 + (size_t)(rnd(&rs) % (n - 1));
+        size_t j = 0;
+        struct bl_maglev *less;
+        size_t checked = 0;
+
+        for (size_t c = 0; c < nrem; c++) {
+            removed[rnd(&rs) % n] = true;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (!removed[i]) {
+                rest[j] = names[i];
+                rest_w[j] = weights != NULL ? weights[i] : 1;
+                j++;
+            }
+        }
+        less = bl_maglev_create(rest, rest_w, j, 0);
+        assert_non_null(less);
+        for (uint32_t k = 0; k < FB_KEYS; k++) {
+            const int *f = fb + (size_t)k * n;
+            int owner = bl_maglev_lookup(less, key_hash(k));
+            size_t i = 0;
+
+            while (i < active && removed[f[i]]) {
+                i++;
+            }
+            if (i == active) {
+                assert_int_equal(owner, -1);        /* every active node removed */
+                continue;
+            }
+            assert_true(owner >= 0);
+            assert_string_equal(rest[owner], names[f[i]]);
+            checked += i > 0;
+        }
+        assert_true(checked > 0);               /* some keys did fall back */
+        bl_maglev_destroy(less);
+    }
+    free(fb);
+    bl_maglev_destroy(m);
+}
+
+static void
+test_fallbacks(void **state)
+{
+    struct names nm;
+    uint32_t w[16];
+    int out[BL_MAGLEV_MAX_FALLBACKS + 8];
+
+    (void)state;
+    names_init(&nm, 16, "node-");
+    check_fallbacks_vs_removals(nm.ptr, NULL, 16, 5);
+    for (size_t i = 0; i < 16; i++) {
+        w[i] = (uint32_t)(i % 5);                  /* 0..4, four nodes of weight 0 */
+    }
+    check_fallbacks_vs_removals(nm.ptr, w, 16, 6);
+
+    /* clamps: max, active count, BL_MAGLEV_MAX_FALLBACKS */
+    {
+        struct bl_maglev *m = bl_maglev_create(nm.ptr, w, 16, 0);
+
+        assert_non_null(m);
+        assert_int_equal(bl_maglev_fallbacks(m, 1, out, 2), 2);
+        assert_int_equal(bl_maglev_fallbacks(m, 1, out, 0), 0);
+        assert_int_equal(bl_maglev_fallbacks(m, 1, out, 100), 12);
+        assert_int_equal(bl_maglev_fallbacks(NULL, 1, out, 2), 0);
+        bl_maglev_destroy(m);
+    }
+    {
+        char buf[80][16];
+        const char *many[80];
+        struct bl_maglev *m;
+
+        for (size_t i = 0; i < 80; i++) {
+            snprintf(buf[i], sizeof(buf[i]), "m%zu", i);
+            many[i] = buf[i];
+        }
+        m = bl_maglev_create(many, NULL, 80, 0);
+        assert_non_null(m);
+        assert_int_equal(bl_maglev_fallbacks(m, 7, out, BL_MAGLEV_MAX_FALLBACKS + 8),
+                         BL_MAGLEV_MAX_FALLBACKS);
+        assert_int_equal(out[0], bl_maglev_lookup(m, 7));
+        bl_maglev_destroy(m);
+    }
+    /* populate tables: fallbacks are the preferences */
+    {
+        struct bl_maglev *m = bl_maglev_create_algo(nm.ptr, NULL, 16, 0, BL_MAGLEV_POPULATE);
+        int pref[16];
+
+        assert_non_null(m);
+        for (uint32_t k = 0; k < 1000; k++) {
+            size_t a = bl_maglev_fallbacks(m, key_hash(k), out, 16);
+            size_t b = bl_maglev_preferences(m, key_hash(k), pref, 16);
+
+            assert_int_equal(a, b);
+            assert_memory_equal(out, pref, a * sizeof(int));
+        }
+        bl_maglev_destroy(m);
+    }
+}
+
 /* Build cost stays small at the sizes the LB uses (rebuilt on every node-set change). */
 static void
 test_build_time(void **state)
@@ -988,6 +1126,7 @@ main(int argc, char **argv)
         cmocka_unit_test(test_order_independence),
         cmocka_unit_test(test_two_processes_identical),
         cmocka_unit_test(test_preferences),
+        cmocka_unit_test(test_fallbacks),
         cmocka_unit_test(test_build_time),
     };
 

@@ -70,6 +70,19 @@ uint32_t bl_maglev_slot_of(const struct bl_maglev *m, uint64_t hash);
  */
 size_t bl_maglev_preferences(const struct bl_maglev *m, uint64_t hash, int *out, size_t max);
 
+#define BL_MAGLEV_MAX_FALLBACKS 64
+
+/*
+ * Fills <out> with up to <max> (at most BL_MAGLEV_MAX_FALLBACKS) distinct node indexes
+ * for <hash>: the owner first, then the node that would own <hash> if the owner were
+ * removed from the set, then the one that would own it if both were removed, and so on
+ * (the slot's rendezvous ranking). So spilling or failing over to out[1] sends an id
+ * where it will live if the owner leaves for good, keeping that node's cache useful.
+ * Costs one XXH3 per active node (~4 ns each). For BL_MAGLEV_POPULATE tables this is
+ * bl_maglev_preferences(). Pure, no locks, no allocation. Returns the count written.
+ */
+size_t bl_maglev_fallbacks(const struct bl_maglev *m, uint64_t hash, int *out, size_t max);
+
 uint32_t bl_maglev_size(const struct bl_maglev *m);
 size_t bl_maglev_nodes(const struct bl_maglev *m);
 /* Slot array (size entries, node index per slot or -1), for tests and the ring digest. */
