@@ -15,6 +15,8 @@ int bl_auth_parse_digest(const char *hex, uint8_t out[BL_SHA256_LEN]);
 /*
  * True when <authorization> (the raw header value, may be NULL) is "Bearer <token>" (scheme
  * case-insensitive, one or more spaces) and SHA-256(token) equals one of the <n> digests.
+ * The token is 1 to 4096 visible ASCII characters (no space, control character or byte
+ * >= 0x7f, so RFC 6750 token68 fits); anything else, a missing header or n == 0 is false.
  * Every digest is compared with CRYPTO_memcmp whatever the outcome, so the time taken
  * does not depend on which digest or how many bytes matched.
  */
