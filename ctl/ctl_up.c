@@ -231,6 +231,7 @@ struct up_child {
     const char *addr;           /* node address (nodes only) */
     bool started;
     bool reported;              /* its end was already printed (obituary or stop line) */
+    bool ready;                 /* passed its readiness check */
 };
 
 struct up {
@@ -470,8 +471,7 @@ up_wait(struct up *u, struct up_child *c, int timeout_ms, bool (*ready)(struct u
         }
         dead = up_dead_child(u);
         if (dead != NULL) {
-            up_obituary(dead, c != NULL && dead == c ? "before it was ready"
-                                                     : "during startup");
+            up_obituary(dead, dead->ready ? "during startup" : "before it was ready");
             return -1;
         }
         if (ready(u, arg)) {
@@ -910,6 +910,7 @@ up_run(struct up *u)
         if (w != 0) {
             return up_wait_failed(w, "redis-server", UP_REDIS_READY_MS, "no PONG");
         }
+        c->ready = true;
         fprintf(stderr, "blogctl: redis ready on %s:%u\n", u->redis.host, u->redis.port);
     }
     /* 2. nodes: start all, then wait for each /readyz */
@@ -956,6 +957,7 @@ up_run(struct up *u)
                 return up_wait_failed(w, what, UP_NODE_READY_MS, detail);
             }
         }
+        c->ready = true;
         fprintf(stderr, "blogctl: %s ready on %s\n", c->proc.name, c->addr);
     }
     /* 3. the LB */
@@ -987,6 +989,7 @@ up_run(struct up *u)
             }
             return up_wait_failed(w, "blog-lb", UP_LB_READY_MS, detail);
         }
+        c->ready = true;
         fprintf(stderr, "blogctl: lb ready on %s\n", u->api_addr);
     }
     /* 4. ctld */
