@@ -29,7 +29,7 @@ find_source_dir(void)
 
     if (env != NULL && env[0] != '\0') {
         snprintf(source_dir, sizeof(source_dir), "%s", env);
-    } else if (flen > slen && strcmp(__FILE__ + flen - slen, suffix) == 0) {
+    } else if (flen > slen && strcmp(&__FILE__[flen - slen], suffix) == 0) {
         snprintf(source_dir, sizeof(source_dir), "%.*s", (int)(flen - slen), __FILE__);
     } else {
         snprintf(source_dir, sizeof(source_dir), ".");
