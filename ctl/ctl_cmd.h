@@ -118,6 +118,27 @@ bool ctl_prom_sum_label(const char *text, const char *name, const char *label,
 bool ctl_prom_quantile(const char *before, const char *after, const char *name, double q,
                        double *out);
 
+/*
+ * The distinct values of label <label> among the samples of <name>, in order of first
+ * appearance: a malloc'ed array of malloc'ed strings in *out (free each, then the array).
+ * Returns the count.
+ */
+size_t ctl_prom_label_values(const char *text, const char *name, const char *label,
+                             char ***out);
+
+/*
+ * The admin token to send to the LB: $BLOGSCALE_ADMIN_TOKEN, else the public demo admin
+ * token when <conf>'s lb.admin.token_sha256 is SHA-256 of it, else NULL.
+ */
+const char *ctl_admin_token(const struct bl_conf *conf);
+
+/*
+ * GET /metrics from the LB admin address of <conf> with ctl_admin_token(). Returns the
+ * malloc'ed text, or NULL with <err> saying why (unreachable, 401 with a hint, no admin).
+ */
+char *ctl_lb_metrics(const struct bl_conf *conf, char *err, size_t errlen);
+
 #define CTL_DEMO_TOKEN "blogscale-demo-token"
+#define CTL_DEMO_ADMIN_TOKEN "blogscale-demo-admin"
 
 #endif /* CTL_CMD_H */

@@ -12,8 +12,10 @@
 #include <openssl/evp.h>
 #include <openssl/crypto.h>
 
+#include "bl/bl_buf.h"
 #include "bl/bl_err.h"
 #include "bl/bl_util.h"
+#include "ctl_http.h"
 
 const struct ctl_cmd ctl_cmds[] = {
     { "up", "run the whole cluster of the config file in the foreground",
@@ -40,12 +42,18 @@ const struct ctl_cmd ctl_cmds[] = {
       "0 = a single sample, no rates). The admin token is read from $BLOGSCALE_ADMIN_TOKEN.\n"
       "Exit 0 when every node is ready, 1 otherwise.\n",
       ctl_cmd_status },
-    { "nodes", "list|add|remove|drain|undrain nodes on the LBs (needs the LB admin API)",
+    { "nodes", "list the LB's nodes; add|remove|drain|undrain (need the LB admin API)",
       "usage: blogctl [-c FILE] [--json] nodes list\n"
       "       blogctl [-c FILE] nodes add NAME HOST:PORT\n"
       "       blogctl [-c FILE] nodes remove|drain|undrain NAME\n"
       "\n"
-      "Changes the node set of the running LBs through their admin API.\n",
+      "`nodes list` shows the LB's live view of every node (up/down, in-flight,\n"
+      "connections, queue, ejections, retries, failures) from its admin /metrics, with the\n"
+      "addresses of the config; nodes of the config the LB does not have show as absent.\n"
+      "The admin token is $BLOGSCALE_ADMIN_TOKEN (or the demo admin token when the file's\n"
+      "lb.admin.token_sha256 is the demo one).\n"
+      "add, remove, drain and undrain change the node set of the running LBs through admin\n"
+      "endpoints that are not built yet (they exit 1 saying so).\n",
       ctl_cmd_nodes },
     { "config", "check a cluster file",
       "usage: blogctl [--json] config check [FILE]\n"
@@ -354,6 +362,72 @@ ctl_api_url(const struct bl_conf *conf, char *out, size_t outlen)
     ctl_connect_addr(l->bind, addr, sizeof(addr));
     snprintf(out, outlen, "%s://%s", l->tls.enabled ? "https" : "http", addr);
     return true;
+}
+
+static bool
+sha256_eq(const char *token, const uint8_t digest[BL_SHA256_LEN])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    if (EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL) != 1
+        || mdlen != BL_SHA256_LEN) {
+        return false;
+    }
+    return CRYPTO_memcmp(digest, md, BL_SHA256_LEN) == 0;
+}
+
+const char *
+ctl_admin_token(const struct bl_conf *conf)
+{
+    const char *env = getenv("BLOGSCALE_ADMIN_TOKEN");
+
+    if (env != NULL && env[0] != '\0') {
+        return env;
+    }
+    if (conf->lb.admin.has_token && sha256_eq(CTL_DEMO_ADMIN_TOKEN, conf->lb.admin.token_sha256)) {
+        return CTL_DEMO_ADMIN_TOKEN;
+    }
+    return NULL;
+}
+
+char *
+ctl_lb_metrics(const struct bl_conf *conf, char *err, size_t errlen)
+{
+    char addr[300];
+    struct ctl_http_client c;
+    struct ctl_http_resp r;
+    struct bl_buf auth;
+    const char *hdrs[2] = { NULL, NULL };
+    const char *token = ctl_admin_token(conf);
+    char *text = NULL;
+
+    if (conf->lb.admin.bind == NULL) {
+        snprintf(err, errlen, "%s has no lb.admin.bind", conf->file);
+        return NULL;
+    }
+    ctl_connect_addr(conf->lb.admin.bind, addr, sizeof(addr));
+    bl_buf_init(&auth);
+    if (token != NULL) {
+        bl_buf_printf(&auth, "Authorization: Bearer %s", token);
+        hdrs[0] = auth.data;
+    }
+    ctl_http_client_init(&c, addr, 3000);
+    ctl_http_resp_init(&r);
+    if (ctl_http_request(&c, "GET", "/metrics", hdrs, NULL, 0, &r) != 0) {
+        snprintf(err, errlen, "LB admin API: %s (is blog-lb running?)", c.error);
+    } else if (r.status == 401 || r.status == 403) {
+        snprintf(err, errlen, "LB admin API at %s answered %d: set BLOGSCALE_ADMIN_TOKEN to the "
+                 "admin token (its SHA-256 is lb.admin.token_sha256)", addr, r.status);
+    } else if (r.status != 200) {
+        snprintf(err, errlen, "LB admin API at %s answered %d to GET /metrics", addr, r.status);
+    } else {
+        text = bl_xstrdup(r.body.data != NULL ? r.body.data : "");
+    }
+    ctl_http_resp_deinit(&r);
+    ctl_http_client_deinit(&c);
+    bl_buf_deinit(&auth);
+    return text;
 }
 
 bool

@@ -5,6 +5,7 @@
  */
 #include "ctl_cmd.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,48 @@ pct_decode(const char *s, size_t n, char *out, size_t max)
     return (long)j;
 }
 
+/*
+ * The live pick of one LB for hash <h>, as lb_algo_maglev does it: the owner if it is up
+ * and under the bounded-load cap ceil(c * (total_inflight + 1) / healthy), else the first
+ * preference that is; when none is under the cap, the first healthy preference. Returns
+ * the index or -1 (no healthy node); *spilled says the cap moved it off a healthy owner.
+ */
+static int
+live_pick(const struct bl_maglev *m, size_t n, uint64_t h, const bool *up,
+          const double *inflight, double bounded_load, double *cap_out, bool *spilled)
+{
+    int prefs[64];
+    size_t np, nup = 0;
+    double total = 0, cap = 1e300;
+    int first = -1;
+
+    *spilled = false;
+    for (size_t i = 0; i < n; i++) {
+        nup += up[i];
+        total += inflight[i];
+    }
+    if (bounded_load > 0 && nup > 0) {
+        cap = ceil(bounded_load * (total + 1) / (double)nup);
+    }
+    *cap_out = cap;
+    np = bl_maglev_preferences(m, h, prefs, BL_MIN(n, BL_ARRAY_SIZE(prefs)));
+    for (size_t i = 0; i < np; i++) {
+        int idx = prefs[i];
+
+        if (!up[idx]) {
+            continue;
+        }
+        if (first < 0) {
+            first = idx;
+        }
+        if (inflight[idx] < cap) {
+            *spilled = idx != first;
+            return idx;
+        }
+    }
+    return first;
+}
+
 int
 ctl_cmd_route(struct ctl_ctx *ctx)
 {
@@ -337,11 +380,15 @@ ctl_cmd_route(struct ctl_ctx *ctx)
     struct ring_set set;
     struct bl_maglev *m;
     const char *arg, *id;
-    char dec[512];
+    char dec[512], err[600] = "";
     long dlen;
-    int prefs[16];
+    int prefs[64];
     size_t np;
     uint64_t h;
+    char *lbm, **lbnames = NULL;
+    size_t nlb = 0;
+    bool *up = NULL;
+    double *inflight = NULL;
 
     if (ctl_wants_help(ctx)) {
         return ctl_usage("route", true);
@@ -370,38 +417,128 @@ ctl_cmd_route(struct ctl_ctx *ctx)
     if (conf == NULL) {
         return CTL_EXIT_FAIL;
     }
-    ring_set_from_conf(conf, &set, 0);
+    /* the LB's live node set when its admin API answers, else the config's */
+    lbm = ctl_lb_metrics(conf, err, sizeof(err));
+    if (lbm != NULL) {
+        nlb = ctl_prom_label_values(lbm, "blog_lb_node_up", "node", &lbnames);
+        if (nlb == 0) {
+            snprintf(err, sizeof(err), "the LB reports no nodes");
+        }
+    }
+    if (nlb > 0) {
+        set.names = bl_xcalloc(nlb, sizeof(*set.names));
+        set.weights = bl_xcalloc(nlb, sizeof(*set.weights));
+        set.n = nlb;
+        up = bl_xcalloc(nlb, sizeof(*up));
+        inflight = bl_xcalloc(nlb, sizeof(*inflight));
+        for (size_t i = 0; i < nlb; i++) {
+            const struct bl_conf_node_entry *e = bl_conf_find_node(conf, lbnames[i]);
+            double v = 0;
+
+            set.names[i] = lbnames[i];
+            set.weights[i] = e != NULL ? e->weight : 1;
+            up[i] = ctl_prom_sum_label(lbm, "blog_lb_node_up", "node", lbnames[i], &v) && v >= 1;
+            v = 0;
+            (void)ctl_prom_sum_label(lbm, "blog_lb_node_inflight", "node", lbnames[i], &v);
+            inflight[i] = v;
+        }
+    } else {
+        ring_set_from_conf(conf, &set, 0);
+    }
     m = bl_maglev_create(set.names, set.weights, set.n, 0);
     if (m == NULL) {
-        ctl_err("route: cannot build the Maglev table of %s", conf->file);
-        ring_set_free(&set);
-        bl_conf_destroy(conf);
-        return CTL_EXIT_FAIL;
+        ctl_err("route: cannot build the Maglev table");
+        goto fail;
     }
     h = bl_hash64(dec, (size_t)dlen);
     np = bl_maglev_preferences(m, h, prefs, BL_MIN(set.n, BL_ARRAY_SIZE(prefs)));
-    if (ctx->json) {
-        json_t *p = json_array();
+    {
+        int pick = -1;
+        bool spilled = false;
+        double cap = 0;
 
-        for (size_t i = 0; i < np; i++) {
-            json_array_append_new(p, json_string(set.names[prefs[i]]));
+        if (nlb > 0) {
+            pick = live_pick(m, set.n, h, up, inflight, conf->lb.balance.bounded_load, &cap,
+                             &spilled);
         }
-        ctl_json_print(json_pack("{s:b,s:s,s:s?,s:o,s:s}", "ok", 1, "id", id,
-                                 "owner", np > 0 ? set.names[prefs[0]] : NULL,
-                                 "preferences", p, "source", "config"));
-    } else {
-        printf("%s -> owner %s", arg, np > 0 ? set.names[prefs[0]] : "none");
-        if (np > 1) {
-            printf(", then");
-            for (size_t i = 1; i < np; i++) {
-                printf(" %s", set.names[prefs[i]]);
+        if (ctx->json) {
+            json_t *p = json_array();
+            json_t *doc;
+
+            for (size_t i = 0; i < np; i++) {
+                json_t *e = json_pack("{s:s}", "node", set.names[prefs[i]]);
+
+                if (nlb > 0) {
+                    json_object_set_new(e, "up", json_boolean(up[prefs[i]]));
+                    json_object_set_new(e, "in_flight", json_integer((json_int_t)inflight[prefs[i]]));
+                }
+                json_array_append_new(p, e);
+            }
+            doc = json_pack("{s:b,s:s,s:s?,s:o,s:s}", "ok", 1, "id", id,
+                            "owner", np > 0 ? set.names[prefs[0]] : NULL, "preferences", p,
+                            "source", nlb > 0 ? "lb" : "config");
+            if (nlb > 0) {
+                json_object_set_new(doc, "pick", pick >= 0 ? json_string(set.names[pick])
+                                                           : json_null());
+                json_object_set_new(doc, "bounded_load_spill", json_boolean(spilled));
+                json_object_set_new(doc, "bounded_load_cap",
+                                    conf->lb.balance.bounded_load > 0 ? json_real(cap)
+                                                                      : json_null());
+            }
+            ctl_json_print(doc);
+        } else {
+            printf("%s -> owner %s", arg, np > 0 ? set.names[prefs[0]] : "none");
+            if (np > 1) {
+                printf(", then");
+                for (size_t i = 1; i < np; i++) {
+                    printf(" %s", set.names[prefs[i]]);
+                }
+            }
+            printf("\n");
+            if (nlb > 0) {
+                printf("LB %s: ", conf->lb.admin.bind);
+                if (pick < 0) {
+                    printf("no healthy node: the request would get 503\n");
+                } else if (pick == prefs[0]) {
+                    printf("goes to %s (the owner: up, %.0f in flight)\n", set.names[pick],
+                           inflight[pick]);
+                } else if (!up[prefs[0]]) {
+                    printf("goes to %s (the owner %s is down)\n", set.names[pick],
+                           set.names[prefs[0]]);
+                } else {
+                    printf("goes to %s (bounded load: %s has %.0f in flight, cap %.0f)\n",
+                           set.names[pick], set.names[prefs[0]], inflight[prefs[0]], cap);
+                }
+                for (size_t i = 0; i < np; i++) {
+                    printf("  %-16s %-5s %6.0f in flight\n", set.names[prefs[i]],
+                           up[prefs[i]] ? "up" : "down", inflight[prefs[i]]);
+                }
+            } else {
+                printf("(from the node set of %s, as every LB with that set computes it; the "
+                       "LB's live view is not available: %s)\n", conf->file, err);
             }
         }
-        printf("\n(from the node set of %s, as every LB with that set computes it; live health "
-               "and bounded-load spill need the LB admin API, not built yet)\n", conf->file);
     }
     bl_maglev_destroy(m);
+    for (size_t i = 0; i < nlb; i++) {
+        free(lbnames[i]);
+    }
+    free(lbnames);
+    free(up);
+    free(inflight);
+    free(lbm);
     ring_set_free(&set);
     bl_conf_destroy(conf);
     return CTL_EXIT_OK;
+fail:
+    for (size_t i = 0; i < nlb; i++) {
+        free(lbnames[i]);
+    }
+    free(lbnames);
+    free(up);
+    free(inflight);
+    free(lbm);
+    ring_set_free(&set);
+    bl_conf_destroy(conf);
+    return CTL_EXIT_FAIL;
 }

@@ -158,6 +158,72 @@ ctl_prom_sum_label(const char *text, const char *name, const char *label, const 
     return f.acc.n > 0;
 }
 
+struct prom_values {
+    const char *label;
+    char **vals;
+    size_t n;
+};
+
+static void
+acc_values(const char *labels, size_t llen, double v, void *arg)
+{
+    struct prom_values *pv = arg;
+    size_t ln = strlen(pv->label);
+    const char *p = labels, *end = labels + llen;
+
+    (void)v;
+    while (p < end) {
+        if ((p == labels || p[-1] == ',') && (size_t)(end - p) > ln + 2
+            && strncmp(p, pv->label, ln) == 0 && p[ln] == '=' && p[ln + 1] == '"') {
+            const char *vs = p + ln + 2, *ve = vs;
+            char *val;
+
+            while (ve < end && *ve != '"') {
+                ve += *ve == '\\' ? 2 : 1;
+            }
+            if (ve > end) {
+                return;
+            }
+            val = bl_xmalloc((size_t)(ve - vs) + 1);
+            memcpy(val, vs, (size_t)(ve - vs));
+            val[ve - vs] = '\0';
+            for (size_t i = 0; i < pv->n; i++) {
+                if (strcmp(pv->vals[i], val) == 0) {
+                    free(val);
+                    return;
+                }
+            }
+            pv->vals = bl_xrealloc(pv->vals, (pv->n + 1) * sizeof(*pv->vals));
+            pv->vals[pv->n++] = val;
+            return;
+        }
+        p = memchr(p, '"', (size_t)(end - p));
+        if (p == NULL) {
+            return;
+        }
+        p++;
+        while (p < end && *p != '"') {
+            p += *p == '\\' ? 2 : 1;
+        }
+        p++;
+        if (p < end && *p == ',') {
+            p++;
+        }
+    }
+}
+
+size_t
+ctl_prom_label_values(const char *text, const char *name, const char *label, char ***out)
+{
+    struct prom_values pv = { label, NULL, 0 };
+
+    if (text != NULL) {
+        prom_each(text, name, acc_values, &pv);
+    }
+    *out = pv.vals;
+    return pv.n;
+}
+
 struct prom_buckets {
     double le[PROM_MAX_BUCKETS];
     double count[PROM_MAX_BUCKETS];
@@ -320,7 +386,7 @@ ctl_cmd_status(struct ctl_ctx *ctx)
     struct target *t;
     size_t nt = 0;
     uint64_t window_ms = 1000, t1 = 0, t2 = 0;
-    const char *admin_token = getenv("BLOGSCALE_ADMIN_TOKEN");
+    const char *admin_token;
     json_t *jrows = NULL;
     const char *lbm = NULL;     /* the LB's latest scrape */
     int unready = 0;
@@ -351,6 +417,7 @@ ctl_cmd_status(struct ctl_ctx *ctx)
     if (conf == NULL) {
         return CTL_EXIT_FAIL;
     }
+    admin_token = ctl_admin_token(conf);
     t = bl_xcalloc(conf->nnodes + 1, sizeof(*t));
     for (size_t i = 0; i < conf->nnodes; i++) {
         t[nt].name = conf->nodes[i].name;

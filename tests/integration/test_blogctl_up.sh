@@ -123,6 +123,23 @@ assert len(lb) == 1 and lb[0]["state"].startswith("up") and lb[0]["metrics"], d
 assert all(c["lb_view"] in (None, "up") for c in nodes), d
 PY
 
+# nodes list: the LB's live view (the demo admin token is used automatically)
+timeout 30 "$BLOGCTL" -c "$cfg" --json nodes list >"$tmp/nodes.json" \
+    || fail "nodes list failed: $(cat "$tmp/nodes.json")"
+python3 - "$tmp/nodes.json" <<'PY' || fail "nodes list: $(cat "$tmp/nodes.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert sorted(n["name"] for n in d["nodes"]) == ["n1", "n2", "n3"], d
+assert all(n["in_lb"] and n["state"] == "up" and n["addr"] for n in d["nodes"]), d
+PY
+# route: the LB's live pick for the post written above, which the LB must agree with
+timeout 30 "$BLOGCTL" -c "$cfg" --json route "/posts/$id" >"$tmp/route.json" \
+    || fail "route failed: $(cat "$tmp/route.json")"
+owner=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["source"]=="lb" and d["pick"]==d["owner"], d; print(d["owner"])' "$tmp/route.json") \
+    || fail "route: $(cat "$tmp/route.json")"
+served=$(curl -s -m 10 -D - -o /dev/null "$api/posts/$id" | tr -d '\r' | sed -n 's/^[Xx]-[Bb]log-[Nn]ode: //p')
+[ "$served" = "$owner" ] || fail "route says $owner owns $id, the LB sent it to '$served'"
+
 # SIGTERM: everything stops, exit 0, nothing left
 kill -TERM "$up_pid"
 rc=
