@@ -93,6 +93,8 @@ teardown(void **state)
     return 0;
 }
 
+static int until_error(const char *b, size_t n);
+
 static int
 until_head(const char *b, size_t n)
 {
