@@ -100,6 +100,12 @@ bool ctl_conf_accepts_token(const struct bl_conf *conf, const char *token);
 /* Prints <j> (stolen) as one line of JSON on stdout. */
 void ctl_json_print(json_t *j);
 
+/*
+ * Says "<cmd>: unknown subcommand 'word'" with "did you mean 'x'?" when one of the <n>
+ * <subs> is close, then prints the command's usage. Returns CTL_EXIT_USAGE.
+ */
+int ctl_unknown_sub(const char *cmd, const char *word, const char *const *subs, size_t n);
+
 /* Levenshtein distance, capped at 100. */
 int ctl_edit_distance(const char *a, const char *b);
 

@@ -153,7 +153,7 @@ ctl_cmd_nodes(struct ctl_ctx *ctx)
     }
     if (!sub_is(ctx, subs, 5)) {
         if (ctx->argc >= 1) {
-            ctl_err("nodes: unknown subcommand '%s'", ctx->argv[0]);
+            return ctl_unknown_sub("nodes", ctx->argv[0], subs, 5);
         }
         return ctl_usage("nodes", false);
     }
@@ -183,7 +183,7 @@ ctl_cmd_cache(struct ctl_ctx *ctx)
     }
     if (!sub_is(ctx, subs, 1) || ctx->argc > 2) {
         if (ctx->argc >= 1 && !sub_is(ctx, subs, 1)) {
-            ctl_err("cache: unknown subcommand '%s'", ctx->argv[0]);
+            return ctl_unknown_sub("cache", ctx->argv[0], subs, 1);
         }
         return ctl_usage("cache", false);
     }
@@ -200,7 +200,7 @@ ctl_cmd_scale(struct ctl_ctx *ctx)
     }
     if (!sub_is(ctx, subs, 1) || ctx->argc != 1) {
         if (ctx->argc >= 1 && !sub_is(ctx, subs, 1)) {
-            ctl_err("scale: unknown subcommand '%s'", ctx->argv[0]);
+            return ctl_unknown_sub("scale", ctx->argv[0], subs, 1);
         }
         return ctl_usage("scale", false);
     }

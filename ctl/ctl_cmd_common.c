@@ -468,6 +468,28 @@ ctl_json_print(json_t *j)
 }
 
 int
+ctl_unknown_sub(const char *cmd, const char *word, const char *const *subs, size_t n)
+{
+    const char *best = NULL;
+    int best_d = 100;
+
+    for (size_t i = 0; i < n; i++) {
+        int d = ctl_edit_distance(word, subs[i]);
+
+        if (d < best_d) {
+            best_d = d;
+            best = subs[i];
+        }
+    }
+    if (best != NULL && best_d <= 2) {
+        ctl_err("%s: unknown subcommand '%s'; did you mean '%s'?", cmd, word, best);
+    } else {
+        ctl_err("%s: unknown subcommand '%s'", cmd, word);
+    }
+    return ctl_usage(cmd, false);
+}
+
+int
 ctl_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);

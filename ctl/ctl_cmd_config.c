@@ -47,8 +47,10 @@ ctl_cmd_config(struct ctl_ctx *ctx)
         return ctl_usage("config", true);
     }
     if (ctx->argc < 1 || strcmp(ctx->argv[0], "check") != 0 || ctx->argc > 2) {
+        static const char *const subs[] = { "check" };
+
         if (ctx->argc >= 1 && strcmp(ctx->argv[0], "check") != 0) {
-            ctl_err("config: unknown subcommand '%s'", ctx->argv[0]);
+            return ctl_unknown_sub("config", ctx->argv[0], subs, 1);
         } else if (ctx->argc > 2) {
             ctl_err("config check: takes one FILE");
         }

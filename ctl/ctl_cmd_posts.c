@@ -145,8 +145,10 @@ ctl_cmd_posts(struct ctl_ctx *ctx)
         return ctl_usage("posts", true);
     }
     if (ctx->argc < 1 || strcmp(ctx->argv[0], "seed") != 0) {
+        static const char *const subs[] = { "seed" };
+
         if (ctx->argc >= 1) {
-            ctl_err("posts: unknown subcommand '%s'", ctx->argv[0]);
+            return ctl_unknown_sub("posts", ctx->argv[0], subs, 1);
         }
         return ctl_usage("posts", false);
     }

@@ -240,8 +240,10 @@ ctl_cmd_ring(struct ctl_ctx *ctx)
         return CTL_EXIT_FAIL;
     }
     if (ctx->argc < 1 || strcmp(ctx->argv[0], "plan") != 0) {
+        static const char *const subs[] = { "plan", "verify" };
+
         if (ctx->argc >= 1) {
-            ctl_err("ring: unknown subcommand '%s'", ctx->argv[0]);
+            return ctl_unknown_sub("ring", ctx->argv[0], subs, 2);
         }
         return ctl_usage("ring", false);
     }

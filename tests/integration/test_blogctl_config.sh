@@ -60,6 +60,8 @@ python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["ok"] and len(d
 # 3. usage errors: exit 2 with a hint
 run "$BLOGCTL" stauts
 [ "$rc" = 2 ] && grep -q "did you mean 'status'" "$tmp/err" || fail "typo: rc=$rc $err"
+run "$BLOGCTL" nodes lst
+[ "$rc" = 2 ] && grep -q "did you mean 'list'" "$tmp/err" || fail "subcommand typo: rc=$rc $err"
 run "$BLOGCTL"
 [ "$rc" = 2 ] || fail "no command: exit $rc"
 run "$BLOGCTL" --bogus up
