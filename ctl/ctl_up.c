@@ -248,6 +248,7 @@ struct up {
     char api_url[320];
     char admin_url[320];
     const char *ctld_note;      /* why ctld is not started, or NULL */
+    bool hurry;                 /* a second stop signal: SIGKILL without waiting */
 };
 
 static int up_sig_pipe[2] = { -1, -1 };
@@ -378,7 +379,15 @@ up_stop_role(struct up *u, enum up_role role)
         }
     }
     while (any && bl_time_mono_ms() < deadline) {
-        ctl_proc_pump(u->procs, u->nchildren, -1, 50);
+        if (ctl_proc_pump(u->procs, u->nchildren, up_sig_pipe[0], 50) == 1
+            && up_take_signals(u) != 0) {
+            /* a second Ctrl-C: do not wait any longer */
+            fprintf(stderr, "blogctl: second signal: killing what is left\n");
+            u->hurry = true;
+        }
+        if (u->hurry) {
+            break;
+        }
         any = false;
         for (size_t i = 0; i < u->nchildren; i++) {
             struct up_child *c = &u->children[i];
@@ -395,8 +404,10 @@ up_stop_role(struct up *u, enum up_role role)
             continue;
         }
         if (ctl_proc_alive(&c->proc)) {
-            fprintf(stderr, "blogctl: %s (pid %d) did not stop within %d s: SIGKILL\n",
-                    c->proc.name, (int)c->proc.pid, UP_STOP_MS / 1000);
+            if (!u->hurry) {
+                fprintf(stderr, "blogctl: %s (pid %d) did not stop within %d s: SIGKILL\n",
+                        c->proc.name, (int)c->proc.pid, UP_STOP_MS / 1000);
+            }
             (void)ctl_proc_stop(&c->proc, NULL, 0, 0);
         }
         if (!c->reported) {
@@ -415,6 +426,7 @@ up_stop_all(struct up *u)
 {
     static const enum up_role order[] = { UP_CTLD, UP_LB, UP_NODE, UP_REDIS };
 
+    (void)up_take_signals(u);           /* the signal that started the stop, if any */
     for (size_t i = 0; i < BL_ARRAY_SIZE(order); i++) {
         up_stop_role(u, order[i]);
     }
