@@ -7,9 +7,9 @@
  * depends only on the node set, several LBs with the same set agree on every id, and a
  * node that goes down moves only its own ids (to their second preference).
  *
- * Bounded load (Mirrokni et al., "Consistent Hashing with Bounded Loads"): a node may
- * hold at most ceil(c * (total + 1) / healthy) in-flight requests, c = bounded_load;
- * above that the request goes to the next preference. When every candidate is above the
+ * Bounded load (after Mirrokni et al., "Consistent Hashing with Bounded Loads"): when a
+ * node already holds more than c * mean + 1 in-flight requests (c = bounded_load, mean =
+ * in-flight over all nodes / healthy nodes), the request goes to the next preference. When every candidate is above the
  * bound, the first healthy preference takes it anyway (the bound is a spill rule, not a
  * limit: limits.node_max_conns and the queue are the limits).
  */
@@ -30,16 +30,16 @@ maglev_rebuild(struct lb_state *st, const struct lb_state *prev)
     return st->ring != NULL && st->ring->maglev != NULL ? 0 : BL_EINVAL;
 }
 
-static int64_t
+/* Spill threshold: a node may take the request while its in-flight count is at most
+ * bounded_load * mean + 1 (the +1 keeps an idle or lightly loaded cluster from spilling
+ * on a count that has not yet come down). */
+static double
 bound(const struct lb_state *st, const struct lb_pick *pk)
 {
-    double cap;
-
     if (st->bounded_load <= 0.0 || st->nup == 0) {
-        return INT64_MAX;
+        return HUGE_VAL;
     }
-    cap = ceil(st->bounded_load * (double)(pk->total_inflight + 1) / (double)st->nup);
-    return (int64_t)cap;
+    return st->bounded_load * (double)pk->total_inflight / (double)st->nup + 1.0;
 }
 
 static int
@@ -49,7 +49,7 @@ maglev_pick(const struct lb_state *st, struct lb_pick *pk)
     int prefs[64];
     size_t n, i;
     int owner, first = -1;
-    int64_t cap;
+    double cap;
 
     if (st->nup == 0 || st->ring == NULL) {
         return -1;
@@ -60,7 +60,7 @@ maglev_pick(const struct lb_state *st, struct lb_pick *pk)
     if (owner < 0) {
         return -1;
     }
-    if (st->up[owner] && !lb_algo_excluded(pk, owner) && lb_algo_load(st, (uint32_t)owner) < cap) {
+    if (st->up[owner] && !lb_algo_excluded(pk, owner) && (double)lb_algo_load(st, (uint32_t)owner) <= cap) {
         return owner;
     }
     n = bl_maglev_preferences(m, pk->hash, prefs, BL_MIN((size_t)st->nnodes, BL_ARRAY_SIZE(prefs)));
@@ -72,7 +72,7 @@ maglev_pick(const struct lb_state *st, struct lb_pick *pk)
         if (first < 0) {
             first = idx;
         }
-        if (lb_algo_load(st, (uint32_t)idx) < cap) {
+        if ((double)lb_algo_load(st, (uint32_t)idx) <= cap) {
             return idx;
         }
     }

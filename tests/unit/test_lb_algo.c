@@ -229,12 +229,12 @@ test_maglev_bounded_load(void **state)
     pick_init(&pk, &rng, &rr);
     pk.hash = bl_hash64("hot-post", 8);
     assert_int_equal(bl_maglev_preferences(st->ring->maglev, pk.hash, prefs, N), N);
-    /* 10 in flight over 5 nodes: bound ceil(1.25 * 11 / 5) = 3 */
+    /* 10 in flight over 5 nodes: mean 2, threshold 1.25 * 2 + 1 = 3.5 */
     pk.total_inflight = 10;
-    atomic_store(&nodes[prefs[0]].inflight, 2);
-    assert_int_equal(lb_algo_maglev.pick(st, &pk), prefs[0]);   /* under the bound */
     atomic_store(&nodes[prefs[0]].inflight, 3);
-    assert_int_equal(lb_algo_maglev.pick(st, &pk), prefs[1]);   /* at the bound: spill */
+    assert_int_equal(lb_algo_maglev.pick(st, &pk), prefs[0]);   /* under the bound */
+    atomic_store(&nodes[prefs[0]].inflight, 4);
+    assert_int_equal(lb_algo_maglev.pick(st, &pk), prefs[1]);   /* above: spill */
     atomic_store(&nodes[prefs[1]].inflight, 5);
     assert_int_equal(lb_algo_maglev.pick(st, &pk), prefs[2]);
     /* everyone over the bound: the owner takes it anyway */
@@ -245,9 +245,14 @@ test_maglev_bounded_load(void **state)
     for (int i = 0; i < N; i++) {
         atomic_store(&nodes[i].inflight, 0);
     }
-    /* an idle cluster never spills (+1 keeps the bound above zero) */
+    /* an idle cluster never spills (+1 keeps the bound above zero), not even on a
+     * count of one that has not come down yet */
     pk.total_inflight = 0;
     assert_int_equal(lb_algo_maglev.pick(st, &pk), prefs[0]);
+    atomic_store(&nodes[prefs[0]].inflight, 1);
+    pk.total_inflight = 1;
+    assert_int_equal(lb_algo_maglev.pick(st, &pk), prefs[0]);
+    atomic_store(&nodes[prefs[0]].inflight, 0);
     lb_state_destroy(st);
     /* bounded_load 0 = off */
     st = make(up, 0);
