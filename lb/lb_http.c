@@ -2,6 +2,10 @@
 
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /*
  * Design notes.
  * - One left-to-right pass per line with a 256-entry class table; a field value is
@@ -21,6 +25,7 @@
 #define C_TARGET 0x04u /* origin-form: pchar, '/', '?' ('%' checked apart) */
 #define C_HOST   0x08u /* uri-host[:port]: unreserved, sub-delims, ':', '[', ']', '%' */
 #define C_HEX    0x10u
+#define C_TPLAIN 0x20u /* C_TARGET minus '%' and '?' (the bytes that need a look) */
 
 #define IS_ALPHA(c) (((c) >= 'a' && (c) <= 'z') || ((c) >= 'A' && (c) <= 'Z'))
 #define IS_DIGIT(c) ((c) >= '0' && (c) <= '9')
@@ -44,7 +49,8 @@
 #define CLS(c)                                                                          \
     (uint8_t)((IS_TCHAR(c) ? C_TCHAR : 0u) | (IS_VALUE(c) ? C_VALUE : 0u)               \
               | (IS_TARGET(c) ? C_TARGET : 0u) | (IS_HOST(c) ? C_HOST : 0u)             \
-              | (IS_HEX(c) ? C_HEX : 0u))
+              | (IS_HEX(c) ? C_HEX : 0u)                                                 \
+              | (IS_TARGET(c) && (c) != '%' && (c) != '?' ? C_TPLAIN : 0u))
 #define LOW(c) (uint8_t)(((c) >= 'A' && (c) <= 'Z') ? (c) + 32 : (c))
 
 #define R4(f, b) f(b), f((b) + 1), f((b) + 2), f((b) + 3)
@@ -132,16 +138,158 @@ lb_http_resp_init(struct lb_http_resp *resp)
     resp->reason_off = resp->reason_len = 0;
 }
 
-/* 1 when the <n> bytes at <s> equal the lower-case literal <lit> ignoring case. */
+/*
+ * 1 when the <n> bytes at <s> equal the literal <lit> ignoring case. <lit> holds only
+ * lower-case letters, digits and '-'; <s> holds no control characters (names, tokens and
+ * field values are validated first). Then OR-ing 0x20 is an exact case fold: the only
+ * other bytes it maps onto a literal byte are CR (-> '-') and 0x10-0x19 (-> digits).
+ */
 static inline int
 ieq(const unsigned char *s, const char *lit, size_t n)
 {
+    const uint64_t fold = 0x2020202020202020ull;
+
+    while (n >= 8) {
+        uint64_t a;
+        uint64_t l;
+        memcpy(&a, s, 8);
+        memcpy(&l, lit, 8);
+        if ((a | fold) != l) {
+            return 0;
+        }
+        s += 8;
+        lit += 8;
+        n -= 8;
+    }
     for (size_t i = 0; i < n; i++) {
-        if (low[s[i]] != (unsigned char)lit[i]) {
+        if ((s[i] | 0x20u) != (unsigned char)lit[i]) {
             return 0;
         }
     }
     return 1;
+}
+
+/*
+ * SWAR: a mask with bit 7 of each byte of <w> set when that byte is < 0x20 (controls,
+ * HTAB, CR, LF) or 0x7f; 0 when there is none. Borrows can flag bytes above a true one,
+ * never below it, so the lowest flagged byte is always a true one.
+ */
+static inline uint64_t
+special_mask(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull;
+    const uint64_t high = 0x8080808080808080ull;
+    uint64_t lt = (w - ones * 0x20) & ~w & high;
+    uint64_t x = w ^ (ones * 0x7f);
+    uint64_t del = (x - ones) & ~x & high;
+    return lt | del;
+}
+
+/* Which fast run skip_class() may use: bytes that are always in the class. */
+#define RUN_TOKEN  0 /* ALPHA DIGIT '-' (token) */
+#define RUN_TARGET 1 /* ALPHA DIGIT '-' '.' '/' (origin-form) */
+#define RUN_HOST   2 /* ALPHA DIGIT '-' '.' ':' (host[:port]) */
+
+/*
+ * Returns the index of the first byte at or after <i> that is not in the fast run
+ * <run>, looking 16 bytes at a time (SSE2); may stop earlier when fewer than 16 bytes
+ * remain before <end>. Without SSE2 it returns <i>.
+ */
+static inline __attribute__((always_inline)) uint32_t
+fast_run(const unsigned char *b, uint32_t i, uint32_t end, int run)
+{
+#if defined(__SSE2__)
+    const __m128i fold = _mm_set1_epi8(0x20);
+    const __m128i a_lo = _mm_set1_epi8('a' - 1);
+    const __m128i a_hi = _mm_set1_epi8('z' + 1);
+    /* two byte ranges besides letters: [r1_lo, r1_hi] and [r2_lo, r2_hi] */
+    const __m128i r1_lo = _mm_set1_epi8('-' - 1);
+    const __m128i r1_hi = _mm_set1_epi8(run == RUN_TOKEN ? '-' + 1 : run == RUN_TARGET ? '9' + 1 : '.' + 1);
+    const __m128i r2_lo = _mm_set1_epi8('0' - 1);
+    const __m128i r2_hi = _mm_set1_epi8(run == RUN_HOST ? ':' + 1 : '9' + 1);
+
+    while (i + 16 <= end) {
+        /* signed compares: bytes >= 0x80 are negative and fail every range */
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+        __m128i l = _mm_or_si128(x, fold);
+        __m128i alpha = _mm_and_si128(_mm_cmpgt_epi8(l, a_lo), _mm_cmplt_epi8(l, a_hi));
+        __m128i r1 = _mm_and_si128(_mm_cmpgt_epi8(x, r1_lo), _mm_cmplt_epi8(x, r1_hi));
+        __m128i r2 = _mm_and_si128(_mm_cmpgt_epi8(x, r2_lo), _mm_cmplt_epi8(x, r2_hi));
+        __m128i ok = _mm_or_si128(_mm_or_si128(alpha, r1), r2);
+        unsigned m = (unsigned)_mm_movemask_epi8(ok);
+        if (m != 0xffffu) {
+            return i + (uint32_t)__builtin_ctz(~m);
+        }
+        i += 16;
+    }
+#else
+    (void)b;
+    (void)end;
+    (void)run;
+#endif
+    return i;
+}
+
+/* Advances <i> over bytes of class <c> in b[i..end); <run> is a fast subset of <c>. */
+static inline __attribute__((always_inline)) uint32_t
+skip_class(const unsigned char *b, uint32_t i, uint32_t end, uint8_t c, int run)
+{
+    for (;;) {
+        i = fast_run(b, i, end, run);
+        if (i + 16 > end) {
+            break;
+        }
+        if (!(cls[b[i]] & c)) {
+            return i;
+        }
+        i++;
+    }
+    while (i + 4 <= end && (cls[b[i]] & cls[b[i + 1]] & cls[b[i + 2]] & cls[b[i + 3]] & c)) {
+        i += 4;
+    }
+    while (i < end && (cls[b[i]] & c)) {
+        i++;
+    }
+    return i;
+}
+
+/*
+ * Returns the index of the first byte at or after <i> that is < 0x20 (controls, HTAB,
+ * CR, LF) or 0x7f, looking 16 (SSE2) or 8 (SWAR) bytes at a time; may stop earlier when
+ * few bytes remain before <end>.
+ */
+static inline uint32_t
+value_run(const unsigned char *b, uint32_t i, uint32_t end)
+{
+#if defined(__SSE2__)
+    const __m128i c1f = _mm_set1_epi8(0x1f);
+    const __m128i c7f = _mm_set1_epi8(0x7f);
+
+    while (i + 16 <= end) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+        __m128i lt = _mm_cmpeq_epi8(_mm_min_epu8(x, c1f), x); /* x <= 0x1f unsigned */
+        __m128i del = _mm_cmpeq_epi8(x, c7f);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_or_si128(lt, del));
+        if (m != 0) {
+            return i + (uint32_t)__builtin_ctz(m);
+        }
+        i += 16;
+    }
+#endif
+    while (i + 8 <= end) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        uint64_t m = special_mask(w);
+        if (m != 0) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            /* the lowest flagged byte is exact (false positives only sit above it) */
+            i += (uint32_t)__builtin_ctzll(m) / 8;
+#endif
+            break;
+        }
+        i += 8;
+    }
+    return i;
 }
 
 #define IEQ(s, n, lit) ((n) == sizeof(lit) - 1 && ieq((s), (lit), sizeof(lit) - 1))
@@ -186,22 +334,16 @@ hdr_id(const unsigned char *n, size_t len)
     }
 }
 
-static int
-is_hop_id(uint8_t id)
-{
-    switch (id) {
-    case LB_HTTP_H_CONNECTION:
-    case LB_HTTP_H_KEEP_ALIVE:
-    case LB_HTTP_H_PROXY_CONNECTION:
-    case LB_HTTP_H_TE:
-    case LB_HTTP_H_TRAILER:
-    case LB_HTTP_H_TRANSFER_ENCODING:
-    case LB_HTTP_H_UPGRADE:
-        return 1;
-    default:
-        return 0;
-    }
-}
+/* LB_HTTP_HF_HOP for the hop-by-hop ids (RFC 9110 7.6.1), by enum lb_http_hid */
+static const uint8_t hop_ids[LB_HTTP_H__COUNT] = {
+    [LB_HTTP_H_CONNECTION] = LB_HTTP_HF_HOP,
+    [LB_HTTP_H_KEEP_ALIVE] = LB_HTTP_HF_HOP,
+    [LB_HTTP_H_PROXY_CONNECTION] = LB_HTTP_HF_HOP,
+    [LB_HTTP_H_TE] = LB_HTTP_HF_HOP,
+    [LB_HTTP_H_TRAILER] = LB_HTTP_HF_HOP,
+    [LB_HTTP_H_TRANSFER_ENCODING] = LB_HTTP_HF_HOP,
+    [LB_HTTP_H_UPGRADE] = LB_HTTP_HF_HOP,
+};
 
 static int
 method_id(const unsigned char *m, size_t n)
@@ -265,6 +407,17 @@ check_version(const unsigned char *b, uint32_t i, uint32_t end, uint8_t *ver)
     static const char pat[] = "HTTP/1.1";
     uint32_t n = end - i < 8 ? end - i : 8;
 
+    if (n == 8) {
+        if (memcmp(b + i, "HTTP/1.1", 8) == 0) {
+            *ver = LB_HTTP_11;
+            return 0;
+        }
+        if (memcmp(b + i, "HTTP/1.0", 8) == 0) {
+            *ver = LB_HTTP_10;
+            return 0;
+        }
+    }
+
     for (uint32_t k = 0; k < n; k++) {
         unsigned char c = b[i + k];
         if (k == 5 || k == 7) {
@@ -327,9 +480,7 @@ parse_request_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_h
         return r;
     }
 method:
-    while (i < end && (cls[b[i]] & C_TCHAR)) {
-        i++;
-    }
+    i = skip_class(b, i, end, C_TCHAR, RUN_TOKEN);
     if (i >= end) {
         SAVE(RL_METHOD, i);
         return NEED;
@@ -358,9 +509,7 @@ target:
     t = h->m1;
     q = h->m2;
     for (;;) {
-        while (i < end && (cls[b[i]] & C_TARGET) && b[i] != '%' && b[i] != '?') {
-            i++;
-        }
+        i = skip_class(b, i, end, C_TPLAIN, RUN_TARGET);
         if (i >= end) {
             goto target_need;
         }
@@ -547,17 +696,6 @@ version_out:
     return r;
 }
 
-/* SWAR: any byte < 0x20 (incl. HTAB, CR, LF) or == 0x7f in the 8 bytes of <w>? */
-static inline int
-word_has_special(uint64_t w)
-{
-    const uint64_t ones = 0x0101010101010101ull;
-    const uint64_t high = 0x8080808080808080ull;
-    uint64_t lt = (w - ones * 0x20) & ~w & high;
-    uint64_t x = w ^ (ones * 0x7f);
-    uint64_t del = (x - ones) & ~x & high;
-    return (lt | del) != 0;
-}
 
 enum { FL_BEGIN = 0, FL_NAME, FL_OWS, FL_VALUE };
 
@@ -570,23 +708,30 @@ static int
 parse_field_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_http_head *h,
                  uint32_t max_headers, uint32_t *next)
 {
-    struct lb_http_hdr *hdr;
-    uint32_t i = h->scan;
-    uint32_t vs;
+    /* Work in locals: stores through <hdr> may alias <b> and would force reloads. */
+    struct lb_http_hdr *hdr = &h->hdrs[h->nhdrs < LB_HTTP_MAX_HEADERS ? h->nhdrs : 0];
+    uint32_t i;
+    uint32_t name_len = 0;
+    uint32_t vs = 0;
+    uint32_t ve;
+    unsigned char c;
     int r;
 
-    switch (h->sub) {
-    case FL_NAME:
-        goto name;
-    case FL_OWS:
-        goto ows;
-    case FL_VALUE:
+    if (h->sub != FL_BEGIN) {
+        i = h->scan;
+        name_len = hdr->name_len;
+        vs = hdr->value_off;
+        if (h->sub == FL_NAME) {
+            goto name;
+        }
+        if (h->sub == FL_OWS) {
+            goto ows;
+        }
         goto value;
-    default:
-        break;
     }
     i = s;
-    if (b[i] == '\r' || b[i] == '\n') {
+    c = b[i];
+    if (c == '\r' || c == '\n') {
         r = eol_error(b, i, end, EMPTY, 0);
         if (r == EMPTY) {
             *next = i + 2;
@@ -595,28 +740,27 @@ parse_field_line(const unsigned char *b, uint32_t s, uint32_t end, struct lb_htt
         }
         return r;
     }
-    if (b[i] == ' ' || b[i] == '\t') {
+    if (c == ' ' || c == '\t') {
         return LB_HTTP_EOBSFOLD;
     }
     if (h->nhdrs >= max_headers) {
         return LB_HTTP_ETOO_MANY_HEADERS;
     }
 name:
-    while (i < end && (cls[b[i]] & C_TCHAR)) {
-        i++;
-    }
+    i = skip_class(b, i, end, C_TCHAR, RUN_TOKEN);
     if (i >= end) {
         SAVE(FL_NAME, i);
         return NEED;
     }
-    if (b[i] != ':') {
+    c = b[i];
+    if (c != ':') {
         if (i == s) {
             return LB_HTTP_EHNAME;
         }
-        if (b[i] == ' ' || b[i] == '\t') {
+        if (c == ' ' || c == '\t') {
             return LB_HTTP_EHCOLON; /* "Name :" */
         }
-        if (b[i] == '\r' || b[i] == '\n') {
+        if (c == '\r' || c == '\n') {
             /* a line without a colon */
             r = eol_error(b, i, end, LB_HTTP_EHCOLON, LB_HTTP_EHCOLON);
             if (r == NEED) {
@@ -629,29 +773,24 @@ name:
     if (i == s) {
         return LB_HTTP_EHNAME;
     }
-    hdr = &h->hdrs[h->nhdrs];
-    hdr->name_off = (uint16_t)s;
-    hdr->name_len = (uint16_t)(i - s);
+    name_len = i - s;
     i++;
 ows:
+    if (i < end && b[i] == ' ') {
+        i++;
+    }
     while (i < end && (b[i] == ' ' || b[i] == '\t')) {
         i++;
     }
     if (i >= end) {
+        hdr->name_len = (uint16_t)name_len;
         SAVE(FL_OWS, i);
         return NEED;
     }
-    h->hdrs[h->nhdrs].value_off = (uint16_t)i;
+    vs = i;
 value:
     for (;;) {
-        while (i + 8 <= end) {
-            uint64_t w;
-            memcpy(&w, b + i, 8);
-            if (word_has_special(w)) {
-                break;
-            }
-            i += 8;
-        }
+        i = value_run(b, i, end);
         while (i < end && b[i] >= 0x20 && b[i] != 0x7f) {
             i++;
         }
@@ -661,23 +800,24 @@ value:
         }
         break;
     }
-    if (i >= end) {
-        SAVE(FL_VALUE, i);
-        return NEED;
-    }
-    r = eol_error(b, i, end, 0, LB_HTTP_EHVALUE);
-    if (r == NEED) {
-        SAVE(FL_VALUE, i);
-    }
-    if (r != 0) {
+    if (i >= end || b[i] != '\r' || i + 1 >= end || b[i + 1] != '\n') {
+        r = i >= end ? NEED : eol_error(b, i, end, 0, LB_HTTP_EHVALUE);
+        if (r == NEED) {
+            hdr->name_len = (uint16_t)name_len;
+            hdr->value_off = (uint16_t)vs;
+            SAVE(FL_VALUE, i);
+        }
         return r;
     }
-    hdr = &h->hdrs[h->nhdrs];
-    vs = hdr->value_off;
-    uint32_t ve = i;
-    while (ve > vs && (b[ve - 1] == ' ' || b[ve - 1] == '\t')) {
-        ve--;
+    ve = i;
+    if (b[ve - 1] == ' ' || b[ve - 1] == '\t') {
+        while (ve > vs && (b[ve - 1] == ' ' || b[ve - 1] == '\t')) {
+            ve--;
+        }
     }
+    hdr->name_off = (uint16_t)s;
+    hdr->name_len = (uint16_t)name_len;
+    hdr->value_off = (uint16_t)vs;
     hdr->value_len = (uint16_t)(ve - vs);
     hdr->line_len = (uint16_t)(i + 2 - s);
     *next = i + 2;
@@ -724,10 +864,8 @@ check_field(const unsigned char *b, struct lb_http_head *h, struct lb_http_hdr *
         if (hdr->value_len == 0) {
             return LB_HTTP_EHOST;
         }
-        for (uint16_t i = 0; i < hdr->value_len; i++) {
-            if (!(cls[v[i]] & C_HOST)) {
-                return LB_HTTP_EHOST;
-            }
+        if (skip_class(v, 0, hdr->value_len, C_HOST, RUN_HOST) != hdr->value_len) {
+            return LB_HTTP_EHOST;
         }
         h->flags |= LB_HTTP_F_HOST;
         return 0;
@@ -837,6 +975,15 @@ check_connection(const unsigned char *b, struct lb_http_head *h, int *upgrade)
         uint32_t ts;
         uint32_t tl;
         int r;
+        /* the usual values, without the list machinery */
+        if (IEQ(v, hdr->value_len, "keep-alive")) {
+            h->flags |= LB_HTTP_F_CONN_KEEP_ALIVE;
+            continue;
+        }
+        if (IEQ(v, hdr->value_len, "close")) {
+            h->flags |= LB_HTTP_F_CONN_CLOSE;
+            continue;
+        }
         while ((r = list_next(v, hdr->value_len, &pos, &ts, &tl)) == 1) {
             if (tl == 0) {
                 continue; /* empty list elements are allowed (RFC 9110 5.6.1) */
@@ -997,7 +1144,7 @@ parse_head(const unsigned char *b, size_t len, const struct lb_http_limits *limi
             if (r == 0) {
                 struct lb_http_hdr *hdr = &h->hdrs[h->nhdrs];
                 hdr->id = hdr_id(b + hdr->name_off, hdr->name_len);
-                hdr->flags = is_hop_id(hdr->id) ? LB_HTTP_HF_HOP : 0;
+                hdr->flags = hop_ids[hdr->id];
                 r = check_field(b, h, hdr, req != NULL);
                 if (r != 0) {
                     return fail(h, r);
