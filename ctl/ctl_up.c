@@ -901,7 +901,8 @@ up_run(struct up *u)
         argv[a++] = "--port";
         argv[a++] = port;
         argv[a++] = "--bind";
-        argv[a++] = u->redis.host;
+        /* redis-server binds numeric addresses */
+        argv[a++] = strcmp(u->redis.host, "localhost") == 0 ? "127.0.0.1" : u->redis.host;
         argv[a++] = "--dir";
         argv[a++] = u->redis_dir;
         argv[a++] = "--save";
