@@ -464,7 +464,7 @@ lb_conn_accept(struct lb_worker *w, struct lb_listener *l, int fd, const struct 
                 addr[n - 2] = '\0';
             }
         }
-        snprintf(c->cip, sizeof(c->cip), "%s", addr);
+        snprintf(c->cip, sizeof(c->cip), "%.47s", addr);
         c->cip_len = (uint8_t)strlen(c->cip);
     }
     lb_http_req_init(&c->req);

@@ -80,7 +80,7 @@ write_conf(const char *path, int port, int admin, int nnodes)
              "  admin: {bind: \"127.0.0.1:%d\", metrics_public: true}\n"
              "  workers: 2\n"
              "  access_log: false\n"
-             "  health: {interval: 250ms, timeout: 200ms, rise: 2, fall: 2}\n"
+             "  health: {interval: 250ms, timeout: 1s, rise: 2, fall: 2}\n"
              "  balance: {retries: 1, retry_budget: 0.2}\n"
              "  limits: {connect_timeout: 300ms, response_timeout: 5s}\n"
              "nodes:\n%s"
