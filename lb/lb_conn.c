@@ -33,6 +33,7 @@
 #include "lb_algo.h"
 #include "lb_backend.h"
 #include "lb_metrics.h"
+#include "lb_ratelimit.h"
 #include "lb_route.h"
 #include "lb_worker.h"
 
@@ -369,22 +370,19 @@ budget_take(struct lb_worker *w)
 static void
 log_access(struct lb_conn *c)
 {
-    char path[512], method[32];
-    const char *base = c->ibuf + c->ipos;
-    size_t plen, mlen;
+    char path[sizeof(c->logline)];
+    const char *method = "-", *sp;
     double total, up = -1.0;
     const char *node = NULL;
 
-    if (c->hlen == 0 || c->replayable == 0) {
-        snprintf(path, sizeof(path), "%s", c->hlen == 0 ? "-" : "(streamed)");
-        snprintf(method, sizeof(method), "%s", c->hlen == 0 ? "-" : lb_http_method_name(c->req.method));
+    snprintf(path, sizeof(path), "%s", c->hlen > 0 ? c->logline : "-");
+    sp = strchr(path, ' ');
+    if (sp != NULL) {
+        method = path;
+        path[sp - path] = '\0';
+        sp++;
     } else {
-        plen = BL_MIN((size_t)c->req.target_len, sizeof(path) - 1);
-        memcpy(path, base + c->req.target_off, plen);
-        path[plen] = '\0';
-        mlen = BL_MIN((size_t)c->req.method_len, sizeof(method) - 1);
-        memcpy(method, base + c->req.method_off, mlen);
-        method[mlen] = '\0';
+        sp = path;
     }
     total = (ev_now(c->w->loop) - c->t_start) * 1000.0;
     if (c->t_up > 0) {
@@ -398,7 +396,7 @@ log_access(struct lb_conn *c)
                 BL_LOG_STR("request_id", c->rid),
                 BL_LOG_STR("client", c->cip),
                 BL_LOG_STR("method", method),
-                BL_LOG_STR("path", path),
+                BL_LOG_STR("path", sp),
                 BL_LOG_INT("status", c->status),
                 BL_LOG_UINT("bytes", c->bytes_out),
                 BL_LOG_STR("node", node),
@@ -797,10 +795,23 @@ begin_request(struct lb_conn *c, int hlen)
         c->req_done = 1;
         break;
     }
+    if (w->p->conf->lb.access_log) {
+        /* the head may be gone from the buffer when the log line is written */
+        snprintf(c->logline, sizeof(c->logline), "%.*s %.*s", (int)c->req.method_len,
+                 c->ibuf + c->ipos + c->req.method_off, (int)c->req.target_len,
+                 c->ibuf + c->ipos + c->req.target_off);
+    }
     lb_route_match(c->ibuf + c->ipos + c->req.target_off, c->req.target_len, &m);
     c->route = m.route;
     if (m.route == LB_ROUTE_NONE) {
         reply(c, 404, "not_found", "no such resource", 0);
+        return;
+    }
+    if (w->p->ratelimit != NULL &&
+        !lb_ratelimit_take(w->p->ratelimit, c->cip, c->cip_len,
+                           (uint64_t)(ev_now(w->loop) * 1000.0))) {
+        reply(c, 429, "too_many_requests", "request rate over limits.rate_per_ip",
+              R_RETRY_AFTER);
         return;
     }
     c->hash = m.hash;

@@ -24,6 +24,7 @@
 #include "lb_algo.h"
 #include "lb_backend.h"
 #include "lb_health.h"
+#include "lb_ratelimit.h"
 #include "lb_state.h"
 #include "lb_types.h"
 #include "lb_worker.h"
@@ -245,6 +246,7 @@ run(struct bl_conf *conf)
             goto out;
         }
     }
+    p->ratelimit = lb_ratelimit_create(lb->limits.rate_per_ip);
     p->admin = lb_admin_create(p, &err);
     if (err < 0) {
         goto out;
@@ -304,6 +306,7 @@ out:
             lb_worker_deinit(&p->workers[i]);
         }
     }
+    lb_ratelimit_destroy(p->ratelimit);
     lb_state_reclaim(p, 1);
     lb_ring_put(p->ring);
     for (uint32_t i = 0; i < p->nnodes; i++) {

@@ -27,6 +27,7 @@ struct bl_maglev;
 struct lb_algo_ops;
 struct lb_health;
 struct lb_admin;
+struct lb_ratelimit;
 
 /* Routes of the public API (lb_route.c). */
 enum lb_route {
@@ -188,6 +189,7 @@ struct lb_conn {
     char rid[40];                       /* X-Request-Id (ours or the client's, truncated) */
     uint8_t rid_len;
     uint8_t rid_ours;                   /* generated here: add it to the forwarded head */
+    char logline[200];                  /* "METHOD target" kept for the access log */
     char cip[48];                       /* client IP text */
     uint8_t cip_len;
 };
@@ -276,6 +278,7 @@ struct lb_proc {
     ev_timer reclaim;                   /* frees retired snapshots */
     struct lb_health *health;
     struct lb_admin *admin;
+    struct lb_ratelimit *ratelimit;     /* limits.rate_per_ip, NULL = off */
     struct lb_http_limits lim;          /* request parser limits */
     struct lb_http_limits rlim;         /* response parser limits */
     /* timeouts in seconds */

@@ -543,6 +543,78 @@ test_queue_overflow(void **state)
     assert_int_equal(bl_h_stop(lb, SIGTERM, 8000) >= 0, 1);
 }
 
+/* ---- max_client_conns and rate_per_ip ------------------------------------------- */
+
+static int
+until_any(const char *b, size_t n)
+{
+    return until_one(b, n) || until_error(b, n);
+}
+
+static void
+test_client_limits(void **state)
+{
+    char conf[1024], log[1024], buf[4096];
+    int port = bl_h_free_port(), admin = bl_h_free_port();
+    int be = g_be_port[0], a, b, c, closed, ok = 0, limited = 0;
+    pid_t lb;
+    const char *req = "GET /posts/r HTTP/1.1\r\nHost: a\r\n\r\n";
+
+    (void)state;
+    snprintf(conf, sizeof(conf), "%s/lbl.yaml", g_dir);
+    snprintf(log, sizeof(log), "%s/lbl.log", g_dir);
+    write_conf(conf, port, admin,
+               "  workers: 1\n"
+               "  limits: {max_client_conns: 2, rate_per_ip: 5}\n",
+               &be, 1);
+    lb = it_lb_start(conf, log, admin);
+    a = it_connect(port);
+    b = it_connect(port);
+    assert_true(a >= 0 && b >= 0);
+    /* (with TCP_DEFER_ACCEPT a connection is accepted once it sent something) */
+    assert_int_equal(it_send(b, req, strlen(req)), 0);
+    it_recv(b, buf, sizeof(buf), 3000, until_one, &closed);
+    assert_int_equal(it_status(buf), 200);
+    assert_int_equal(it_send(a, "G", 1), 0);
+    it_sleep_ms(200);
+    /* a third client connection is refused (accepted and closed) */
+    c = it_connect(port);
+    if (c >= 0) {
+        (void)it_send(c, req, strlen(req));
+        it_recv(c, buf, sizeof(buf), 2000, NULL, &closed);
+        assert_true(closed);
+        assert_int_equal(it_status(buf), 0);
+        close(c);
+    }
+    assert_true(it_metric(admin, "blog_lb_rejected_connections_total", ADMIN_TOKEN) >= 1.0);
+    /* the two admitted ones work; 5/s with a burst of 5: the 6th+ quick request is a 429 */
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(it_send(a, req + (i == 0), strlen(req) - (i == 0)), 0);
+        it_recv(a, buf, sizeof(buf), 3000, until_any, &closed);
+        if (it_status(buf) == 200) {
+            ok++;
+        } else {
+            assert_int_equal(it_status(buf), 429);
+            assert_non_null(strstr(buf, "Retry-After: 1\r\n"));
+            limited++;
+        }
+    }
+    assert_true(ok >= 4 && ok <= 6);   /* b used one token */
+    assert_true(limited >= 5);
+    close(a);
+    it_sleep_ms(200);
+    /* a slot is free again */
+    c = it_connect(port);
+    assert_true(c >= 0);
+    it_sleep_ms(1100);                  /* refill */
+    assert_int_equal(it_send(c, req, strlen(req)), 0);
+    it_recv(c, buf, sizeof(buf), 3000, until_one, &closed);
+    assert_int_equal(it_status(buf), 200);
+    close(c);
+    close(b);
+    bl_h_stop(lb, SIGTERM, 5000);
+}
+
 /* ---- graceful shutdown ---------------------------------------------------------- */
 
 static void
@@ -593,6 +665,7 @@ main(void)
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_admin_token),
         cmocka_unit_test(test_queue_overflow),
+        cmocka_unit_test(test_client_limits),
         cmocka_unit_test(test_graceful_sigterm),   /* last: stops the shared LB */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
