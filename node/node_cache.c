@@ -663,6 +663,12 @@ STAT_FN(bytes)
 STAT_FN(entries)
 STAT_FN(budget)
 
+static double
+coherent_fn(void *arg)
+{
+    return node_cache_coherent(arg) ? 1.0 : 0.0;
+}
+
 int
 node_cache_register_metrics(struct node_cache *c, struct bl_metrics *reg)
 {
@@ -690,6 +696,9 @@ node_cache_register_metrics(struct node_cache *c, struct bl_metrics *reg)
     ok &= bl_metrics_gauge_fn(reg, "blog_node_cache_bytes",
                               "Bytes charged to cached entries (key, body, overhead)",
                               stat_bytes, c) != NULL;
+    ok &= bl_metrics_gauge_fn(reg, "blog_node_cache_coherent",
+                              "1 while the cache is in use: no Redis configured, or subscribed "
+                              "to the invalidation channel", coherent_fn, c) != NULL;
     ok &= bl_metrics_gauge_fn(reg, "blog_node_cache_entries", "Entries in the cache",
                               stat_entries, c) != NULL;
     ok &= bl_metrics_gauge_fn(reg, "blog_node_cache_budget_bytes",

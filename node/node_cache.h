@@ -176,8 +176,9 @@ void node_cache_flush(struct node_cache *c);
 void node_cache_stats(struct node_cache *c, struct node_cache_stats *out);
 
 /*
- * Registers blog_node_cache_{hits,misses,stale_fills_rejected,evictions}_total,
- * blog_node_cache_bytes and blog_node_cache_entries (read at render time) in <reg>.
+ * Registers blog_node_cache_{hits,misses,stale_fills_rejected,evictions,expired}_total,
+ * blog_node_cache_singleflight_{shared,timeouts}_total, blog_node_cache_bytes, _entries,
+ * _budget_bytes and blog_node_cache_coherent (all read at render time) in <reg>.
  * 0 or -ENOMEM.
  */
 int node_cache_register_metrics(struct node_cache *c, struct bl_metrics *reg);

@@ -828,12 +828,6 @@ loop_main(void *arg)
 /* ---------------------------------------------------------------- lifecycle */
 
 static double
-coherent_fn(void *arg)
-{
-    return node_inval_subscribed(arg) ? 1.0 : 0.0;
-}
-
-static double
 queue_fn(void *arg)
 {
     struct node_inval *iv = arg;
@@ -878,9 +872,6 @@ register_metrics(struct node_inval *iv, struct bl_metrics *reg)
                           "Receive time minus publish time of invalidations from other nodes",
                           NULL, delay_buckets, sizeof(delay_buckets) / sizeof(delay_buckets[0]));
     iv->m_delay = f != NULL ? bl_metric_child(f, NULL) : NULL;
-    (void)bl_metrics_gauge_fn(reg, "blog_node_cache_coherent",
-                              "1 while subscribed to the invalidation channel (cache in use)",
-                              coherent_fn, iv);
     (void)bl_metrics_gauge_fn(reg, "blog_node_cache_invalidation_queue",
                               "Invalidations waiting for the Redis link to be replayed",
                               queue_fn, iv);
