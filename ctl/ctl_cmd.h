@@ -144,6 +144,23 @@ const char *ctl_admin_token(const struct bl_conf *conf);
  */
 char *ctl_lb_metrics(const struct bl_conf *conf, char *err, size_t errlen);
 
+struct ctl_seed_result {
+    unsigned long created;      /* posts answered 201 */
+    double seconds;             /* wall time */
+    int status;                 /* the failing response's status, 0 = none or no answer */
+    char error[700];            /* the first failure, human-readable */
+};
+
+/*
+ * POSTs <n> sample posts (varied titles, authors, tags; ~1 KiB bodies) to <api>/posts
+ * ("http://HOST:PORT[/prefix]") on one keep-alive connection, with "Authorization: Bearer
+ * <token>" (NULL = none), drawing a progress bar on stderr when <show_progress>. Stops at
+ * the first failure. Returns 0 when all were created, else a negative error with
+ * <res>->error saying what failed.
+ */
+int ctl_seed(const char *api, const char *token, unsigned long n, bool show_progress,
+             struct ctl_seed_result *res);
+
 #define CTL_DEMO_TOKEN "blogscale-demo-token"
 #define CTL_DEMO_ADMIN_TOKEN "blogscale-demo-admin"
 

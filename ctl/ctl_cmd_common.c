@@ -19,7 +19,7 @@
 
 const struct ctl_cmd ctl_cmds[] = {
     { "up", "run the whole cluster of the config file in the foreground",
-      "usage: blogctl [-c FILE] up\n"
+      "usage: blogctl [-c FILE] up [--no-seed | --seed N]\n"
       "\n"
       "Starts the cluster the file describes, in the foreground: a managed redis-server\n"
       "(when cluster.redis_managed is true), every node of `nodes:`, blog-lb, then blog-ctld\n"
@@ -31,6 +31,10 @@ const struct ctl_cmd ctl_cmds[] = {
       "followed by a short summary. Every child's log lines go to stderr prefixed with its\n"
       "name. Ctrl-C (SIGINT) or SIGTERM stops everything in reverse order and exits 0.\n"
       "SIGHUP is passed on to the nodes, the LB and ctld (config reload).\n"
+      "When the store is empty and the file accepts the public demo write token, 100\n"
+      "sample posts are loaded through the LB before the readiness line, so the demo\n"
+      "shows data at once; --no-seed skips that, --seed N loads N (for another file:\n"
+      "with the token in $BLOGSCALE_TOKEN). A store that holds posts is never seeded.\n"
       "Fail-fast: if any child dies, blogctl says which and why, stops the rest, exits 1.\n",
       ctl_cmd_up },
     { "status", "health and figures of the nodes and the LB",

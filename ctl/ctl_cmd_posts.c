@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bl/bl_buf.h"
+#include "bl/bl_err.h"
 #include "bl/bl_time.h"
 #include "bl/bl_util.h"
 #include "ctl_http.h"
@@ -126,20 +127,84 @@ progress(unsigned long done, unsigned long total, uint64_t t0)
 }
 
 int
+ctl_seed(const char *api, const char *token, unsigned long n, bool show_progress,
+         struct ctl_seed_result *res)
+{
+    struct ctl_http_url url;
+    struct ctl_http_client client;
+    struct ctl_http_resp resp;
+    struct bl_buf body, auth, path;
+    uint64_t t0, last = 0, s;
+    int rc = 0;
+
+    memset(res, 0, sizeof(*res));
+    if (ctl_http_url_parse(api, &url, res->error, sizeof(res->error)) != 0) {
+        return BL_EINVAL;
+    }
+    bl_buf_init(&path);
+    bl_buf_printf(&path, "%s%sposts", url.path,
+                  url.path[strlen(url.path) - 1] == '/' ? "" : "/");
+    bl_buf_init(&auth);
+    bl_buf_init(&body);
+    if (token != NULL) {
+        bl_buf_printf(&auth, "Authorization: Bearer %s", token);
+    }
+    ctl_http_client_init(&client, url.hostport, SEED_TIMEOUT_MS);
+    ctl_http_resp_init(&resp);
+    s = bl_time_real_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+    t0 = bl_time_mono_ms();
+    for (unsigned long i = 0; i < n; i++) {
+        const char *hdrs[3] = { "Content-Type: application/json", NULL, NULL };
+        int r;
+
+        if (auth.data != NULL) {
+            hdrs[1] = auth.data;
+        }
+        seed_post(&body, &s, i);
+        r = ctl_http_request(&client, "POST", path.data, hdrs, body.data, body.len, &resp);
+        if (r != 0) {
+            snprintf(res->error, sizeof(res->error), "%s", client.error);
+            rc = r;
+            break;
+        }
+        if (resp.status != 201) {
+            snprintf(res->error, sizeof(res->error), "POST %s%s answered %d: %.*s",
+                     api, path.data, resp.status, (int)BL_MIN(resp.body.len, (size_t)400),
+                     resp.body.data != NULL ? resp.body.data : "");
+            res->status = resp.status;
+            rc = BL_EUNAVAIL;
+            break;
+        }
+        res->created++;
+        if (show_progress && bl_time_mono_ms() - last >= 100) {
+            last = bl_time_mono_ms();
+            progress(res->created, n, t0);
+        }
+    }
+    res->seconds = (double)(bl_time_mono_ms() - t0) / 1000.0;
+    if (show_progress) {
+        progress(res->created, n, t0);
+        fputc('\n', stderr);
+    }
+    ctl_http_resp_deinit(&resp);
+    ctl_http_client_deinit(&client);
+    bl_buf_deinit(&body);
+    bl_buf_deinit(&auth);
+    bl_buf_deinit(&path);
+    return rc;
+}
+
+int
 ctl_cmd_posts(struct ctl_ctx *ctx)
 {
     const char *api = NULL, *token = NULL, *nstr = NULL;
     char api_buf[400], err[512];
     struct ctl_http_url url;
-    struct ctl_http_client client;
-    struct ctl_http_resp resp;
-    struct bl_buf body, auth, path;
-    unsigned long n, done = 0;
+    struct ctl_seed_result res;
+    unsigned long n;
     char *end;
-    uint64_t t0, last = 0, s;
-    bool tty, failed = false;
-    char first_error[600] = "";
-    int rc = CTL_EXIT_OK;
+    bool failed;
+    double rate;
 
     if (ctl_wants_help(ctx)) {
         return ctl_usage("posts", true);
@@ -215,76 +280,24 @@ ctl_cmd_posts(struct ctl_ctx *ctx)
         ctl_err("posts seed: --api %s", err);
         return CTL_EXIT_USAGE;
     }
-    bl_buf_init(&path);
-    bl_buf_printf(&path, "%s%sposts", url.path,
-                  url.path[strlen(url.path) - 1] == '/' ? "" : "/");
-    bl_buf_init(&auth);
-    bl_buf_init(&body);
-    if (token != NULL) {
-        bl_buf_printf(&auth, "Authorization: Bearer %s", token);
+    failed = ctl_seed(api, token, n, isatty(2) && !ctx->json, &res) != 0;
+    rate = res.seconds > 0 ? (double)res.created / res.seconds : 0.0;
+    if (ctx->json) {
+        ctl_json_print(json_pack("{s:b,s:s,s:I,s:I,s:f,s:f,s:s?}", "ok", !failed, "api", api,
+                                 "requested", (json_int_t)n, "created", (json_int_t)res.created,
+                                 "seconds", res.seconds, "posts_per_second", rate, "error",
+                                 failed ? res.error : NULL));
+    } else {
+        printf("seeded %lu of %lu posts through %s in %.2f s (%.0f posts/s)\n", res.created, n,
+               api, res.seconds, rate);
     }
-    ctl_http_client_init(&client, url.hostport, SEED_TIMEOUT_MS);
-    ctl_http_resp_init(&resp);
-    tty = isatty(2) && !ctx->json;
-    s = bl_time_real_ms() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
-    t0 = bl_time_mono_ms();
-    for (unsigned long i = 0; i < n; i++) {
-        const char *hdrs[3] = { "Content-Type: application/json", NULL, NULL };
-        int r;
-
-        if (auth.data != NULL) {
-            hdrs[1] = auth.data;
+    if (failed) {
+        ctl_err("posts seed: stopped at the first failure: %s", res.error);
+        if (res.status == 401) {
+            ctl_err("the API refused the token: pass the write token whose SHA-256 is in "
+                    "cluster.write_tokens_sha256 (--token or BLOGSCALE_TOKEN)");
         }
-        seed_post(&body, &s, i);
-        r = ctl_http_request(&client, "POST", path.data, hdrs, body.data, body.len, &resp);
-        if (r != 0) {
-            snprintf(first_error, sizeof(first_error), "%s", client.error);
-            failed = true;
-            break;
-        }
-        if (resp.status != 201) {
-            snprintf(first_error, sizeof(first_error), "POST %s%s answered %d: %.*s",
-                     api, path.data, resp.status, (int)BL_MIN(resp.body.len, (size_t)400),
-                     resp.body.data != NULL ? resp.body.data : "");
-            failed = true;
-            break;
-        }
-        done++;
-        if (tty && bl_time_mono_ms() - last >= 100) {
-            last = bl_time_mono_ms();
-            progress(done, n, t0);
-        }
+        return CTL_EXIT_FAIL;
     }
-    {
-        double el = (double)(bl_time_mono_ms() - t0) / 1000.0;
-        double rate = el > 0 ? (double)done / el : 0.0;
-
-        if (tty) {
-            progress(done, n, t0);
-            fputc('\n', stderr);
-        }
-        if (ctx->json) {
-            ctl_json_print(json_pack("{s:b,s:s,s:I,s:I,s:f,s:f,s:s?}", "ok", !failed, "api", api,
-                                     "requested", (json_int_t)n, "created", (json_int_t)done,
-                                     "seconds", el, "posts_per_second", rate, "error",
-                                     failed ? first_error : NULL));
-        } else {
-            printf("seeded %lu of %lu posts through %s in %.2f s (%.0f posts/s)\n", done, n,
-                   api, el, rate);
-        }
-        if (failed) {
-            ctl_err("posts seed: stopped at the first failure: %s", first_error);
-            if (strstr(first_error, " 401") != NULL) {
-                ctl_err("the API refused the token: pass the write token whose SHA-256 is in "
-                        "cluster.write_tokens_sha256 (--token or BLOGSCALE_TOKEN)");
-            }
-            rc = CTL_EXIT_FAIL;
-        }
-    }
-    ctl_http_resp_deinit(&resp);
-    ctl_http_client_deinit(&client);
-    bl_buf_deinit(&body);
-    bl_buf_deinit(&auth);
-    bl_buf_deinit(&path);
-    return rc;
+    return CTL_EXIT_OK;
 }

@@ -16,7 +16,9 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <jansson.h>
 
+#include "bl/bl_buf.h"
 #include "bl/bl_conf.h"
 #include "bl/bl_err.h"
 #include "bl/bl_net.h"
@@ -249,6 +251,9 @@ struct up {
     char admin_url[320];
     const char *ctld_note;      /* why ctld is not started, or NULL */
     bool hurry;                 /* a second stop signal: SIGKILL without waiting */
+    long seed_n;                /* --seed N (-1 = default: 100 for the demo token, else 0) */
+    const char *seed_token;     /* token for the seeding */
+    char seed_note[1500];       /* what the seeding did, for the summary */
 };
 
 static int up_sig_pipe[2] = { -1, -1 };
@@ -812,6 +817,67 @@ up_wait_failed(int w, const char *what, int timeout_ms, const char *detail)
     return CTL_EXIT_FAIL;
 }
 
+/*
+ * Seeds sample posts through the LB when the store is empty: by default only for a file
+ * that accepts the public demo token (so the demo shows data at once), or N with --seed N.
+ * A failure is reported but does not stop the cluster.
+ */
+static void
+up_seed(struct up *u)
+{
+    const struct bl_conf_listener *l = ctl_api_listener(u->conf);
+    const char *env = getenv("BLOGSCALE_TOKEN");
+    bool demo = ctl_conf_accepts_token(u->conf, CTL_DEMO_TOKEN);
+    long n = u->seed_n >= 0 ? u->seed_n : (demo ? 100 : 0);
+    struct bl_buf body;
+    char url[400], err[600];
+    int status = 0;
+    json_t *doc, *posts;
+    struct ctl_seed_result res;
+
+    if (n == 0 || l == NULL || l->tls.enabled) {
+        return;
+    }
+    u->seed_token = env != NULL && env[0] != '\0' ? env : demo ? CTL_DEMO_TOKEN : NULL;
+    if (u->seed_token == NULL && !u->conf->cluster.allow_anonymous_writes) {
+        snprintf(u->seed_note, sizeof(u->seed_note), "not seeded: --seed needs the write "
+                 "token in BLOGSCALE_TOKEN");
+        return;
+    }
+    bl_buf_init(&body);
+    snprintf(url, sizeof(url), "http://%s/posts?limit=1", u->api_addr);
+    if (ctl_http_get(url, 5000, &status, &body, err, sizeof(err)) != 0 || status != 200) {
+        snprintf(u->seed_note, sizeof(u->seed_note), "not seeded: GET %s: %s", url,
+                 status != 0 ? "unexpected status" : err);
+        bl_buf_deinit(&body);
+        return;
+    }
+    doc = json_loadb(body.data != NULL ? body.data : "", body.len, 0, NULL);
+    bl_buf_deinit(&body);
+    posts = doc != NULL ? json_object_get(doc, "posts") : NULL;
+    if (!json_is_array(posts)) {
+        snprintf(u->seed_note, sizeof(u->seed_note), "not seeded: GET %s did not answer a "
+                 "post list", url);
+    } else if (json_array_size(posts) > 0) {
+        snprintf(u->seed_note, sizeof(u->seed_note), "the store already holds posts: not "
+                 "seeded");
+    } else {
+        char api[320];
+
+        snprintf(api, sizeof(api), "http://%s", u->api_addr);
+        if (ctl_seed(api, u->seed_token, (unsigned long)n, false, &res) == 0) {
+            snprintf(u->seed_note, sizeof(u->seed_note), "the store was empty: seeded %lu "
+                     "sample posts (--no-seed skips this)", res.created);
+        } else {
+            snprintf(u->seed_note, sizeof(u->seed_note), "seeding failed after %lu posts: %s",
+                     res.created, res.error);
+            ctl_err("%s", u->seed_note);
+        }
+        fprintf(stderr, "blogctl: %s\n", u->seed_note);
+    }
+    json_decref(doc);
+}
+
 static void
 up_summary(struct up *u)
 {
@@ -851,6 +917,9 @@ up_summary(struct up *u)
         printf("  data     LMDB in %s\n", conf->node.store.path);
     } else {
         printf("  data     MongoDB %s\n", conf->node.store.uri != NULL ? conf->node.store.uri : "");
+    }
+    if (u->seed_note[0] != '\0') {
+        printf("           %s\n", u->seed_note);
     }
     if (u->ctld_note != NULL) {
         printf("  ctld     not started: %s\n", u->ctld_note);
@@ -1022,6 +1091,7 @@ up_run(struct up *u)
     } else {
         fprintf(stderr, "blogctl: blog-ctld not started: %s\n", u->ctld_note);
     }
+    up_seed(u);
     up_summary(u);
     /* 5. supervise */
     for (;;) {
@@ -1052,11 +1122,27 @@ ctl_cmd_up(struct ctl_ctx *ctx)
     if (ctl_wants_help(ctx)) {
         return ctl_usage("up", true);
     }
-    if (ctx->argc > 0) {
-        ctl_err("up: unexpected argument '%s'", ctx->argv[0]);
-        return ctl_usage("up", false);
-    }
     memset(&u, 0, sizeof(u));
+    u.seed_n = -1;
+    for (int i = 0; i < ctx->argc; i++) {
+        const char *a = ctx->argv[i];
+
+        if (strcmp(a, "--no-seed") == 0) {
+            u.seed_n = 0;
+        } else if (strcmp(a, "--seed") == 0 && i + 1 < ctx->argc) {
+            char *end;
+
+            errno = 0;
+            u.seed_n = strtol(ctx->argv[++i], &end, 10);
+            if (*end != '\0' || errno != 0 || u.seed_n < 0 || u.seed_n > 1000000) {
+                ctl_err("up: --seed takes a number of posts from 0 to 1000000");
+                return CTL_EXIT_USAGE;
+            }
+        } else {
+            ctl_err("up: unexpected argument '%s'", a);
+            return ctl_usage("up", false);
+        }
+    }
     u.ctx = ctx;
     u.conf = ctl_load_conf(ctx);
     if (u.conf == NULL) {

@@ -70,7 +70,7 @@ chmod +x "$tmp/bin/node/blog-node"
 # start_up: runs up and waits for the readiness line
 start_up() {
     : >"$tmp/up.err"
-    "$tmp/bin/ctl/blogctl" -c "$cfg" up >"$tmp/up.out" 2>"$tmp/up.err" &
+    "$tmp/bin/ctl/blogctl" -c "$cfg" up --no-seed >"$tmp/up.out" 2>"$tmp/up.err" &
     up_pid=$!
     for _ in $(seq 300); do
         grep -q '^blogscale up: ' "$tmp/up.out" && break

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `blogctl up` on a copy of examples/local.yaml (free ports, temp data dir): the readiness
-# line appears on stdout, a post written through the LB with the demo token reads back
-# through the LB, `posts seed 50` works and GET /posts shows them, `status` sees every
-# node ready; SIGTERM stops everything (exit 0) and no child of blogctl is left.
+# line appears on stdout after up seeded the empty demo store with 100 posts, a post
+# written through the LB with the demo token reads back through the LB, `posts seed 50`
+# works and GET /posts shows them, `status`, `nodes list` and `route` agree with the LB;
+# SIGTERM stops everything (exit 0) and no child of blogctl is left.
 set -euo pipefail
 BLOGCTL=${BLOGCTL_BIN:?BLOGCTL_BIN not set}
 SRC=${BLOG_SOURCE_DIR:?BLOG_SOURCE_DIR not set}
@@ -77,6 +78,14 @@ for p in $children; do
     grep -q "started .* (pid $p)" "$tmp/up.err" || fail "child $p not announced in the log"
 done
 
+# the demo store was empty, so up seeded 100 sample posts before the readiness line
+grep -q "the store was empty: seeded 100 sample posts" "$tmp/up.out" || fail "no seeding note"
+count_posts() {
+    curl -s -m 10 "$api/posts?limit=1000" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["posts"]))'
+}
+n=$(count_posts) || fail "GET /posts failed"
+[ "$n" = 100 ] || fail "GET /posts right after up shows $n posts, want the 100 seeded"
+
 # a post through the LB, read back through the LB
 resp=$(curl -s -m 10 -w '\n%{http_code}' -X POST "$api/posts" \
     -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -96,10 +105,8 @@ BLOGSCALE_TOKEN=$TOKEN timeout 60 "$BLOGCTL" -c "$cfg" --json posts seed 3 >"$tm
     || fail "posts seed 3 --json failed"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and d["created"]==3, d' "$tmp/seed.json" \
     || fail "seed --json: $(cat "$tmp/seed.json")"
-list=$(curl -s -m 10 "$api/posts?limit=100")
-n=$(python3 -c 'import json,sys; print(len(json.loads(sys.argv[1])["posts"]))' "$list") \
-    || fail "GET /posts: $list"
-[ "$n" -ge 54 ] || fail "GET /posts shows $n posts, want >= 54"
+n=$(count_posts) || fail "GET /posts failed"
+[ "$n" = 154 ] || fail "GET /posts shows $n posts, want 100 + 1 + 50 + 3"
 # a wrong token: seed fails with exit 1 and the API's error
 set +e
 timeout 30 "$BLOGCTL" -c "$cfg" posts seed 2 --token wrong >"$tmp/bad.out" 2>"$tmp/bad.err"
