@@ -472,7 +472,7 @@ up_free(struct up *u)
  * number (> 0) when one arrived, -1 when a child died (after its obituary), -2 on timeout.
  */
 static int
-up_wait(struct up *u, struct up_child *c, int timeout_ms, bool (*ready)(struct up *, void *),
+up_wait(struct up *u, int timeout_ms, bool (*ready)(struct up *, void *),
         void *arg)
 {
     uint64_t deadline = bl_time_mono_ms() + (uint64_t)timeout_ms;
@@ -988,7 +988,7 @@ up_run(struct up *u)
         if (up_start(u, c, argv) != 0) {
             return CTL_EXIT_FAIL;
         }
-        w = up_wait(u, c, UP_REDIS_READY_MS, redis_ready, NULL);
+        w = up_wait(u, UP_REDIS_READY_MS, redis_ready, NULL);
         if (w != 0) {
             return up_wait_failed(w, "redis-server", UP_REDIS_READY_MS, "no PONG");
         }
@@ -1024,7 +1024,7 @@ up_run(struct up *u)
         memset(&probe, 0, sizeof(probe));
         ctl_connect_addr(c->addr, a, sizeof(a));
         snprintf(probe.url, sizeof(probe.url), "http://%s/readyz", a);
-        w = up_wait(u, c, UP_NODE_READY_MS, http_ready, &probe);
+        w = up_wait(u, UP_NODE_READY_MS, http_ready, &probe);
         if (w != 0) {
             if (probe.last_status != 0) {
                 snprintf(detail, sizeof(detail), "GET %s answers %d", probe.url,
@@ -1061,7 +1061,7 @@ up_run(struct up *u)
             probe.tcp_only = l == NULL || l->tls.enabled;
             snprintf(probe.addr, sizeof(probe.addr), "%s", u->api_addr);
         }
-        w = up_wait(u, c, UP_LB_READY_MS, http_ready, &probe);
+        w = up_wait(u, UP_LB_READY_MS, http_ready, &probe);
         if (w != 0) {
             if (probe.last_status != 0) {
                 snprintf(detail, sizeof(detail), "GET %s answers %d (are the nodes "
@@ -1084,7 +1084,7 @@ up_run(struct up *u)
             return CTL_EXIT_FAIL;
         }
         until = bl_time_mono_ms() + UP_CTLD_SETTLE_MS;
-        w = up_wait(u, c, UP_CTLD_SETTLE_MS + 1000, always_ready, &until);
+        w = up_wait(u, UP_CTLD_SETTLE_MS + 1000, always_ready, &until);
         if (w != 0) {
             return up_wait_failed(w, "blog-ctld", UP_CTLD_SETTLE_MS + 1000, NULL);
         }
