@@ -36,13 +36,37 @@ static const char *const seed_tags[] = {
     "performance", "networking", "databases", "caching", "operations", "c",
     "distributed-systems", "http", "linux", "testing", "design", "observability",
 };
-static const char *const seed_words[] = {
-    "the", "cluster", "routes", "every", "request", "by", "post", "id", "to", "one", "node",
-    "which", "keeps", "a", "hot", "cache", "of", "rendered", "responses", "and", "drops",
-    "entries", "when", "another", "writer", "publishes", "an", "invalidation", "so", "reads",
-    "stay", "fresh", "while", "the", "store", "sees", "only", "misses", "latency", "budget",
-    "is", "spent", "on", "parsing", "hashing", "copying", "bytes", "between", "sockets",
+static const char *const seed_sentences[] = {
+    "The load balancer hashes the post id onto a Maglev table, so every request for one "
+    "post lands on the same node.",
+    "That node keeps the rendered JSON in its hot cache, which turns most reads into a "
+    "memory copy.",
+    "After a write the owner publishes an invalidation, and every other node drops its copy "
+    "within a millisecond or two.",
+    "A miss records the key's invalidation sequence before it reads the store, so a slow "
+    "read can never put stale bytes back.",
+    "Health checks ask each node for /readyz every second; two failures in a row take it "
+    "out of the table's rotation.",
+    "Bounded load keeps a hot post from melting its owner: past the cap, requests spill to "
+    "the next preference.",
+    "Keep-alive connections between the balancer and the nodes save a handshake on every "
+    "request.",
+    "Tail latency is where a cluster shows its manners; the median hides almost everything.",
+    "Idempotent requests that fail before any byte reached the client are retried once, "
+    "within a retry budget.",
+    "When a node joins, only the ids it now owns move; everything else stays where it was.",
+    "Measure first: a flame graph beats a hunch, and a histogram beats an average.",
+    "A slowloris client gets the header timeout, not a worker thread of its own.",
+    "LMDB readers never block the writer, which is why one directory can serve three "
+    "processes.",
+    "ObjectIds sort by creation time, so the newest-first list is a reverse walk of one "
+    "index.",
+    "Every response names the node that served it, which makes debugging routing a matter "
+    "of reading headers.",
+    "Scaling up is a hook that starts a node, a readiness check, and one admin call per "
+    "balancer.",
 };
+
 
 static uint64_t
 rnd(uint64_t *s)
@@ -68,18 +92,8 @@ seed_post(struct bl_buf *b, uint64_t *s, unsigned long i)
              PICK(seed_topics, s), i + 1);
     bl_buf_init(&body);
     while (body.len < 1000) {
-        size_t words = 8 + rnd(s) % 10;
-
-        for (size_t w = 0; w < words; w++) {
-            const char *word = PICK(seed_words, s);
-
-            if (w == 0) {
-                bl_buf_printf(&body, "%c%s", word[0] - 'a' + 'A', word + 1);
-            } else {
-                bl_buf_printf(&body, " %s", word);
-            }
-        }
-        bl_buf_append_str(&body, ". ");
+        bl_buf_append_str(&body, PICK(seed_sentences, s));
+        bl_buf_append_str(&body, body.len < 1000 ? " " : "");
     }
     bl_buf_reset(b);
     bl_buf_append_str(b, "{\"title\":");
@@ -91,7 +105,7 @@ seed_post(struct bl_buf *b, uint64_t *s, unsigned long i)
         bl_buf_append_json_str(b, author, strlen(author));
     }
     bl_buf_append_str(b, ",\"body\":");
-    bl_buf_append_json_str(b, body.data, body.len - 1);
+    bl_buf_append_json_str(b, body.data, body.len);
     bl_buf_append_str(b, ",\"tags\":[");
     for (size_t t = 0; t < ntags; t++) {
         const char *tag;
