@@ -8,8 +8,10 @@
 
 /*
  * Design notes.
- * - One left-to-right pass per line with a 256-entry class table; a field value is
- *   checked 8 bytes at a time (SWAR) since values are most of a head's bytes.
+ * - One left-to-right pass per line with a 256-entry class table. The common runs are
+ *   skipped 16 bytes at a time with SSE2 (letters/digits/'-' in tokens, plus '.' '/' in
+ *   targets and '.' ':' in Host); field values, most of a head's bytes, are checked 16
+ *   (SSE2) or 8 (SWAR) bytes at a time. Byte loops handle the rest and the buffer tail.
  * - Resumable line parsers: when a call runs out of bytes inside a line, the parser saves
  *   its place (grammar state + offset) and the next call continues from there, so every
  *   byte is examined a bounded number of times whatever the read pattern (O(n), never
