@@ -139,6 +139,19 @@ node_assets_finish(struct node_upload *up)
     if (rc != 0) {
         return node_http_store_error(ctx, rc, "asset_put", hex);
     }
+    /* Same bytes uploaded before under another type: report the stored one. */
+    {
+        struct node_asset a;
+
+        memset(&a, 0, sizeof(a));
+        a.fd = -1;
+        t0 = bl_time_mono_ns();
+        if (node_store_done(srv, NODE_OP_ASSET_GET, t0,
+                            srv->store->ops->asset_get(srv->store, hex, &a)) == 0) {
+            snprintf(up->content_type, sizeof(up->content_type), "%s", a.content_type);
+            node_asset_deinit(&a);
+        }
+    }
     snprintf(loc, sizeof(loc), "/assets/%s", hex);
     snprintf(etag, sizeof(etag), "\"%s\"", hex);
     bl_buf_init(&b);

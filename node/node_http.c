@@ -14,12 +14,19 @@
 #include "bl/bl_util.h"
 
 #include "node_assets.h"
+#include "node_cache.h"
+#include "node_inval.h"
 #include "node_json.h"
 #include "node_posts.h"
 
 #define NODE_CONN_LIMIT 16384           /* open connections per process */
 #define NODE_CONN_TIMEOUT_S 75          /* idle keep-alive: longer than the LB's 60 s */
-#define NODE_CONN_MEMORY (64 * 1024)    /* per-connection pool: headers + read buffer */
+/*
+ * Per-connection memory pool (request head + read buffer). MHD 0.9.75 zeroes the used part
+ * of the pool for every request, so its size is a per-request cost: 64 KiB cost ~15% of a
+ * GET. 24 KiB still takes the 16 KiB request heads the LB lets through.
+ */
+#define NODE_CONN_MEMORY (24 * 1024)
 #define NODE_DRAIN_MAX (64ull << 20)    /* bytes of a rejected chunked body we read past its limit */
 
 /*
@@ -54,6 +61,8 @@ route_parse(const char *url, const char **rest)
         return NODE_ROUTE_READYZ;
     } else if (strcmp(url, "/metrics") == 0) {
         return NODE_ROUTE_METRICS;
+    } else if (strcmp(url, "/_cache/flush") == 0) {
+        return NODE_ROUTE_CACHE_FLUSH;
     }
     return NODE_ROUTE_OTHER;
 }
@@ -87,6 +96,7 @@ node_http_allow(enum node_route route)
     case NODE_ROUTE_POST:
         return "GET, HEAD, PUT, DELETE";
     case NODE_ROUTE_ASSETS:
+    case NODE_ROUTE_CACHE_FLUSH:
         return "POST";
     default:
         return "GET, HEAD";
@@ -105,6 +115,8 @@ method_allowed(enum node_route route, enum node_method m)
         return m == NODE_M_POST;
     case NODE_ROUTE_OTHER:
         return true;                    /* answered 404 whatever the method */
+    case NODE_ROUTE_CACHE_FLUSH:
+        return m == NODE_M_POST;
     default:
         return m == NODE_M_GET || m == NODE_M_HEAD;
     }
@@ -206,8 +218,9 @@ node_http_store_error(struct node_ctx *ctx, int rc, const char *what, const char
     bl_logf(BL_LOG_ERROR,
             ((struct bl_log_field[]){BL_LOG_STR("op", what), BL_LOG_STR("id", id),
                                      BL_LOG_STR("reason", bl_strerror(rc)),
+                                     BL_LOG_STR("detail", node_store_last_error()),
                                      BL_LOG_UINT("status", status)}),
-            4, "store %s failed: %s", what, bl_strerror(rc));
+            5, "store %s failed: %s", what, bl_strerror(rc));
     return node_http_error(ctx, status, code, msg);
 }
 
@@ -224,7 +237,14 @@ answer_health(struct node_ctx *ctx)
         uint64_t t0 = bl_time_mono_ns();
 
         rc = node_store_done(srv, NODE_OP_HEALTH, t0, srv->store->ops->health(srv->store));
-        if (rc != 0) {
+        if (rc == 0 && srv->inval != NULL && !node_inval_subscribed(srv->inval)) {
+            /* DESIGN §4: with Redis configured, ready only while subscribed */
+            status = MHD_HTTP_SERVICE_UNAVAILABLE;
+            if (bl_buf_append_str(&b, "{\"status\":\"unavailable\",\"reason\":"
+                                      "\"not subscribed to the cache invalidation channel\"}") != 0) {
+                goto oom;
+            }
+        } else if (rc != 0) {
             status = MHD_HTTP_SERVICE_UNAVAILABLE;
             if (bl_buf_printf(&b, "{\"status\":\"unavailable\",\"reason\":") != 0 ||
                 bl_buf_append_json_str(&b, bl_strerror(rc), strlen(bl_strerror(rc))) != 0 ||
@@ -274,6 +294,48 @@ answer_metrics(struct node_ctx *ctx)
     return node_http_send(ctx, MHD_HTTP_OK, resp);
 }
 
+/*
+ * POST /_cache/flush[?id=ID] (node-internal admin path, write token required): drops post
+ * ID, or every entry, on this node and publishes the flush to every node. 200
+ * {"flushed":ID|"all","published":true|false}; 503 coherence_unavailable when Redis could
+ * not take the message now (the local flush happened; the message is replayed later).
+ */
+static enum MHD_Result
+answer_cache_flush(struct node_ctx *ctx)
+{
+    struct node_server *srv = ctx->srv;
+    char id[NODE_ID_LEN + 1];
+    const char *v;
+    struct bl_buf b;
+    int rc;
+
+    if (!node_server_write_allowed(srv, MHD_lookup_connection_value(
+                                            ctx->conn, MHD_HEADER_KIND,
+                                            MHD_HTTP_HEADER_AUTHORIZATION))) {
+        node_metrics_reject(srv->metrics, NODE_REJECT_UNAUTHORIZED);
+        return node_http_error(ctx, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                               "a valid bearer token is required to flush the cache");
+    }
+    v = MHD_lookup_connection_value(ctx->conn, MHD_GET_ARGUMENT_KIND, "id");
+    if (v != NULL && !node_posts_id(v, strlen(v), id)) {
+        return node_http_error(ctx, MHD_HTTP_BAD_REQUEST, "invalid_id",
+                               "id must be a post id (24 hex digits)");
+    }
+    rc = node_inval_flush(srv->inval, srv->cache, v != NULL ? id : NULL);
+    if (rc != 0) {
+        return node_http_error(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, "coherence_unavailable",
+                               "flushed here, but Redis is unreachable: other nodes get the "
+                               "flush when it is back (or flush on resubscribe)");
+    }
+    bl_buf_init(&b);
+    if (bl_buf_printf(&b, "{\"flushed\":\"%s\",\"published\":%s}", v != NULL ? id : "all",
+                      srv->inval != NULL ? "true" : "false") != 0) {
+        bl_buf_deinit(&b);
+        return node_http_send(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
+    }
+    return node_http_send(ctx, MHD_HTTP_OK, node_http_json_response(&b));
+}
+
 /* Requests without a body: every GET and HEAD, DELETE, 404s and 405s. */
 static enum MHD_Result
 dispatch_no_body(struct node_ctx *ctx, const char *rest)
@@ -300,6 +362,8 @@ dispatch_no_body(struct node_ctx *ctx, const char *rest)
         return answer_health(ctx);
     case NODE_ROUTE_METRICS:
         return answer_metrics(ctx);
+    case NODE_ROUTE_CACHE_FLUSH:
+        return answer_cache_flush(ctx);
     default:
         return node_http_error(ctx, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "unrouted");
     }

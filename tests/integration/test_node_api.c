@@ -884,6 +884,16 @@ test_assets(void **state)
         assert_string_equal(jstr(r.body, "url", v, sizeof(v)), path);
         resp_free(&r);
     }
+    /* the same bytes under another allowed type: same id, the stored type reported */
+    {
+        const char *jpeg[] = {AUTH, "Content-Type: image/jpeg", NULL};
+
+        req(g_h, "POST", url_of(&g_n1, "/assets"), jpeg, data, sizeof(data), &r);
+        assert_int_equal(r.status, 201);
+        assert_string_equal(jstr(r.body, "id", v, sizeof(v)), hex);
+        assert_string_equal(jstr(r.body, "content_type", v, sizeof(v)), "image/png");
+        resp_free(&r);
+    }
     req(g_h, "GET", url_of(&g_n1, path), NULL, NULL, 0, &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(r.len, sizeof(data));
