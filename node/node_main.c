@@ -25,7 +25,9 @@
 #include "bl/bl_util.h"
 
 #include "node_assets.h"
+#include "node_cache.h"
 #include "node_http.h"
+#include "node_inval.h"
 #include "node_json.h"
 #include "node_metrics.h"
 #include "node_server.h"
@@ -156,6 +158,16 @@ check_node_conf(const struct bl_conf *conf, const struct node_opts *o)
     if (conf->node.limits.post_body == 0) {
         fprintf(stderr, "blog-node: node.limits.post_body must be > 0\n");
         return NULL;
+    }
+    if (conf->node.cache.enabled && conf->cluster.redis != NULL) {
+        struct node_redis_url u;
+        const char *msg;
+
+        if (node_inval_parse_url(conf->cluster.redis, &u, &msg) != 0) {
+            fprintf(stderr, "blog-node: %s: cluster.redis: %s\n",
+                    conf->file ? conf->file : o->config, msg);
+            return NULL;
+        }
     }
     return o->listen != NULL ? o->listen : e->addr;
 }
@@ -342,6 +354,28 @@ main(int argc, char **argv)
         free(err);
         goto out_metrics;
     }
+    /* hot cache + Redis coherence (node_cache.h, node_inval.h; docs/CONSISTENCY.md) */
+    if (conf->node.cache.enabled) {
+        struct node_cache_opts co = {.size = conf->node.cache.size,
+                                     .ttl_ms = conf->node.cache.ttl_ms,
+                                     .negative_ttl_ms = conf->node.cache.negative_ttl_ms};
+
+        srv.cache = node_cache_create(&co);
+        if (srv.cache == NULL || node_cache_register_metrics(srv.cache, srv.metrics->reg) != 0) {
+            bl_log(BL_LOG_ERROR, "cannot create the cache (node.cache.size %llu)",
+                   (unsigned long long)co.size);
+            goto out_store;
+        }
+        if (conf->cluster.redis != NULL) {
+            srv.inval = node_inval_create(conf, srv.name, srv.cache, srv.metrics->reg, &err);
+            if (srv.inval == NULL || node_inval_start(srv.inval) != 0) {
+                bl_log(BL_LOG_ERROR, "cache coherence: %s", err ? err : "cannot start");
+                fprintf(stderr, "blog-node: cache coherence: %s\n", err ? err : "cannot start");
+                free(err);
+                goto out_store;
+            }
+        }
+    }
     rc = setup_tmpdir(&srv);
     if (rc != 0) {
         bl_log(BL_LOG_ERROR, "cannot create the upload directory %s: %s", srv.tmpdir,
@@ -401,6 +435,8 @@ main(int argc, char **argv)
     bl_log(BL_LOG_INFO, "stopped");
 
 out_store:
+    node_inval_destroy(srv.inval);
+    node_cache_destroy(srv.cache);
     node_store_close(srv.store);
 out_metrics:
     node_metrics_destroy(srv.metrics);

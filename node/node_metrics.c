@@ -13,6 +13,7 @@ static const char *const route_names[NODE_ROUTE_COUNT] = {
     [NODE_ROUTE_HEALTHZ] = "/healthz",
     [NODE_ROUTE_READYZ] = "/readyz",
     [NODE_ROUTE_METRICS] = "/metrics",
+    [NODE_ROUTE_CACHE_FLUSH] = "/_cache/flush",
     [NODE_ROUTE_OTHER] = "other",
 };
 

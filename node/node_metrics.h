@@ -20,6 +20,7 @@ enum node_route {
     NODE_ROUTE_HEALTHZ,
     NODE_ROUTE_READYZ,
     NODE_ROUTE_METRICS,
+    NODE_ROUTE_CACHE_FLUSH,             /* POST /_cache/flush (admin, node-internal) */
     NODE_ROUTE_OTHER,                   /* anything else (404) */
     NODE_ROUTE_COUNT,
 };

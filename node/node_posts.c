@@ -10,6 +10,9 @@
 #include "bl/bl_log.h"
 #include "bl/bl_time.h"
 
+#include "node_cache.h"
+#include "node_inval.h"
+
 #define NODE_LIST_DEFAULT 20
 #define NODE_LIST_MAX 1000
 #define NODE_IF_MATCH_MAX 16            /* versions of one id we look at in an If-Match list */
@@ -55,6 +58,7 @@ render_post(const struct node_post *p, struct node_rendered *out)
     }
     out->body = bl_buf_steal(&b, &out->len);
     node_json_post_etag(p->id, p->version, out->etag);
+    out->version = p->version;
     return 0;
 }
 
@@ -95,6 +99,171 @@ post_response(struct node_rendered *r)
     return resp;
 }
 
+/* ---- hot cache (issue 4): lookups before the store read, fills after ---- */
+
+static void
+entry_release(void *cls)
+{
+    node_cache_entry_put(cls);
+}
+
+/*
+ * Answers from cache entry <e> (our reference is handed to libmicrohttpd, which reads the
+ * bytes in place and drops the reference when the response is done): the post (200, or
+ * 304 on a matching If-None-Match), a list page, or the cached 404.
+ */
+static enum MHD_Result
+answer_entry(struct node_ctx *ctx, struct node_cache_entry *e, bool hit)
+{
+    struct MHD_Response *resp;
+    unsigned status = e->status;
+    const char *inm;
+
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(e->len, e->body,
+                                                                  entry_release, e);
+    if (resp == NULL) {
+        node_cache_entry_put(e);
+        return node_http_send(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
+    if (status == MHD_HTTP_OK) {
+        if (e->etag[0] != '\0') {
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, e->etag);
+            inm = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_IF_NONE_MATCH);
+            if (inm != NULL && node_json_none_match(inm, e->etag)) {
+                status = MHD_HTTP_NOT_MODIFIED;
+            }
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, NODE_POST_CACHE_CONTROL);
+    }
+    MHD_add_response_header(resp, "X-Cache", hit ? "HIT" : "MISS");
+    return node_http_send(ctx, status, resp);
+}
+
+/* GET /posts/{id} through the cache; returns false (nothing sent) on BYPASS. */
+static bool
+get_cached(struct node_ctx *ctx, const char *id, enum MHD_Result *ret)
+{
+    struct node_server *srv = ctx->srv;
+    char key[NODE_CACHE_KEY_MAX];
+    size_t klen = node_cache_post_key(id, key);
+    struct node_cache_entry *e = NULL;
+    struct node_cache_fill fill;
+    struct node_rendered r;
+    struct bl_buf b;
+    char *body;
+    size_t len;
+    int rc;
+
+    switch (node_cache_lookup(srv->cache, key, klen, false, 0, &e, &fill)) {
+    case NODE_CACHE_HIT:
+        *ret = answer_entry(ctx, e, true);
+        return true;
+    case NODE_CACHE_BYPASS:
+        return false;
+    case NODE_CACHE_MISS:
+        break;
+    }
+    /* the miss noted the key's invalidation sequence: the fill below is refused if an
+     * invalidation arrives while we read */
+    rc = node_posts_render(srv, id, &r);
+    if (rc == 0) {
+        rc = node_cache_fill(srv->cache, &fill, MHD_HTTP_OK, r.version, r.etag, r.body, r.len, &e);
+    } else if (rc == BL_ENOTFOUND) {
+        bl_buf_init(&b);
+        if (node_json_render_error(&b, "not_found", "no such post") != 0) {
+            bl_buf_deinit(&b);
+            node_cache_fill_abort(srv->cache, &fill);
+            *ret = node_http_send(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, NULL);
+            return true;
+        }
+        body = bl_buf_steal(&b, &len);
+        rc = node_cache_fill(srv->cache, &fill, MHD_HTTP_NOT_FOUND, 0, NULL, body, len, &e);
+    } else {
+        node_cache_fill_abort(srv->cache, &fill);
+        *ret = node_http_store_error(ctx, rc, "get", id);
+        return true;
+    }
+    if (e == NULL) {                    /* -ENOMEM */
+        *ret = node_http_error(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory",
+                               "out of memory");
+        return true;
+    }
+    *ret = answer_entry(ctx, e, false);
+    return true;
+}
+
+/* GET /posts through the cache; returns false (nothing sent) on BYPASS. */
+static bool
+list_cached(struct node_ctx *ctx, const char *cursor, size_t limit, enum MHD_Result *ret)
+{
+    struct node_server *srv = ctx->srv;
+    char key[NODE_CACHE_KEY_MAX];
+    uint64_t gen;
+    size_t klen = node_cache_list_key(srv->cache, cursor, limit, key, &gen);
+    struct node_cache_entry *e = NULL;
+    struct node_cache_fill fill;
+    struct node_post_list l;
+    struct bl_buf b;
+    char *body;
+    size_t len;
+    uint64_t t0;
+    int rc;
+
+    switch (node_cache_lookup(srv->cache, key, klen, true, gen, &e, &fill)) {
+    case NODE_CACHE_HIT:
+        *ret = answer_entry(ctx, e, true);
+        return true;
+    case NODE_CACHE_BYPASS:
+        return false;
+    case NODE_CACHE_MISS:
+        break;
+    }
+    memset(&l, 0, sizeof(l));
+    t0 = bl_time_mono_ns();
+    rc = node_store_done(srv, NODE_OP_LIST, t0, srv->store->ops->list(srv->store, cursor, limit, &l));
+    if (rc != 0) {
+        node_cache_fill_abort(srv->cache, &fill);
+        *ret = node_http_store_error(ctx, rc, "list", NULL);
+        return true;
+    }
+    bl_buf_init(&b);
+    rc = node_json_render_list(&b, &l);
+    node_post_list_deinit(&l);
+    if (rc != 0) {
+        bl_buf_deinit(&b);
+        node_cache_fill_abort(srv->cache, &fill);
+        *ret = node_http_error(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory",
+                               "out of memory");
+        return true;
+    }
+    body = bl_buf_steal(&b, &len);
+    (void)node_cache_fill(srv->cache, &fill, MHD_HTTP_OK, 0, NULL, body, len, &e);
+    if (e == NULL) {
+        *ret = node_http_error(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, "out_of_memory",
+                               "out of memory");
+        return true;
+    }
+    *ret = answer_entry(ctx, e, false);
+    return true;
+}
+
+/* Refuses a write before it touches the store when its invalidation could not be sent. */
+static bool
+coherence_refused(struct node_ctx *ctx, enum MHD_Result *ret)
+{
+    if (node_inval_write_begin(ctx->srv->inval) == 0) {
+        return false;
+    }
+    *ret = node_http_error(ctx, MHD_HTTP_SERVICE_UNAVAILABLE, "coherence_unavailable",
+                           "the cache invalidation channel (Redis) is unreachable; writes "
+                           "are refused until it is back");
+    return true;
+}
+
+/* ---- end of the hot cache glue ---- */
+
 enum MHD_Result
 node_posts_get(struct node_ctx *ctx, const char *id_raw)
 {
@@ -103,10 +272,14 @@ node_posts_get(struct node_ctx *ctx, const char *id_raw)
     struct MHD_Response *resp;
     const char *inm;
     unsigned status;
+    enum MHD_Result ret;
     int rc;
 
     if (!node_posts_id(id_raw, strlen(id_raw), id)) {
         return node_http_error(ctx, MHD_HTTP_NOT_FOUND, "not_found", "no such post");
+    }
+    if (get_cached(ctx, id, &ret)) {
+        return ret;
     }
     rc = node_posts_render(ctx->srv, id, &r);
     if (rc != 0) {
@@ -166,6 +339,7 @@ node_posts_list(struct node_ctx *ctx)
     uint64_t t0;
     int rc;
     struct MHD_Response *resp;
+    enum MHD_Result ret;
 
     if (!parse_limit(ctx->conn, &limit)) {
         return node_http_error(ctx, MHD_HTTP_BAD_REQUEST, "invalid_limit",
@@ -176,6 +350,9 @@ node_posts_list(struct node_ctx *ctx)
     if (has_cursor && (cv == NULL || !node_posts_id(cv, cvlen, cursor))) {
         return node_http_error(ctx, MHD_HTTP_BAD_REQUEST, "invalid_cursor",
                                "cursor must be a next_cursor value from a previous page");
+    }
+    if (list_cached(ctx, has_cursor ? cursor : NULL, limit, &ret)) {
+        return ret;
     }
     memset(&l, 0, sizeof(l));
     t0 = bl_time_mono_ns();
@@ -251,6 +428,10 @@ node_posts_create(struct node_ctx *ctx, const char *body, size_t len)
     if (rc != 0) {
         return invalid_body(ctx, rc, &err);
     }
+    if (coherence_refused(ctx, &ret)) {
+        node_post_deinit(&p);
+        return ret;
+    }
     p.created_ms = p.updated_ms = bl_time_real_ms();
     p.version = 1;
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -264,6 +445,8 @@ node_posts_create(struct node_ctx *ctx, const char *body, size_t len)
     if (rc != 0) {
         ret = node_http_store_error(ctx, rc, "insert", p.id);
     } else {
+        /* drops a cached 404 of the new id and every list page, here and on every node */
+        node_inval_post_written(srv->inval, srv->cache, p.id, p.version);
         ret = answer_post(ctx, MHD_HTTP_CREATED, &p);
     }
     node_post_deinit(&p);
@@ -348,6 +531,10 @@ node_posts_replace(struct node_ctx *ctx, const char *id, const char *body, size_
     if (rc != 0) {
         return invalid_body(ctx, rc, &err);
     }
+    if (coherence_refused(ctx, &ret)) {
+        node_post_deinit(&p);
+        return ret;
+    }
     if (!if_match(ctx, id, &expected, &has_cond)) {
         node_post_deinit(&p);
         return precondition_failed(ctx);
@@ -358,6 +545,7 @@ node_posts_replace(struct node_ctx *ctx, const char *id, const char *body, size_
     rc = node_store_done(srv, NODE_OP_REPLACE, t0,
                          srv->store->ops->replace(srv->store, &p, expected));
     if (rc == 0) {
+        node_inval_post_written(srv->inval, srv->cache, p.id, p.version);
         ret = answer_post(ctx, MHD_HTTP_OK, &p);
     } else if (rc == BL_ENOTFOUND && has_cond) {
         ret = precondition_failed(ctx); /* RFC 9110 13.1.1: no current representation */
@@ -379,6 +567,7 @@ node_posts_delete(struct node_ctx *ctx, const char *id_raw)
     char id[NODE_ID_LEN + 1];
     uint64_t expected, t0;
     bool has_cond;
+    enum MHD_Result ret;
     int rc;
 
     if (!node_server_write_allowed(srv, MHD_lookup_connection_value(
@@ -391,12 +580,16 @@ node_posts_delete(struct node_ctx *ctx, const char *id_raw)
     if (!node_posts_id(id_raw, strlen(id_raw), id)) {
         return node_http_error(ctx, MHD_HTTP_NOT_FOUND, "not_found", "no such post");
     }
+    if (coherence_refused(ctx, &ret)) {
+        return ret;
+    }
     if (!if_match(ctx, id, &expected, &has_cond)) {
         return precondition_failed(ctx);
     }
     t0 = bl_time_mono_ns();
     rc = node_store_done(srv, NODE_OP_REMOVE, t0, srv->store->ops->remove(srv->store, id, expected));
     if (rc == 0) {
+        node_inval_post_written(srv->inval, srv->cache, id, 0);
         return node_http_send(ctx, MHD_HTTP_NO_CONTENT,
                               MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
     }

@@ -23,6 +23,7 @@ struct node_rendered {
     char *body;                         /* malloc'ed JSON, not NUL-terminated necessarily */
     size_t len;
     char etag[NODE_ETAG_MAX];           /* quoted */
+    uint64_t version;                   /* the post's version (the hot cache keeps it) */
 };
 
 /*

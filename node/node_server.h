@@ -14,6 +14,9 @@
 #include "node_metrics.h"
 #include "node_store.h"
 
+struct node_cache;
+struct node_inval;
+
 /*
  * Everything one blog-node process serves with, passed to every handler (there are no
  * globals besides main's signal descriptor). Created by node_main.c; the fields below the
@@ -23,6 +26,8 @@ struct node_server {
     struct bl_conf *conf;               /* the config loaded at startup (limits, types, store) */
     struct node_store *store;           /* the store of record */
     struct node_metrics *metrics;
+    struct node_cache *cache;           /* hot cache (node_cache.h), NULL when cache.enabled is false */
+    struct node_inval *inval;           /* Redis coherence (node_inval.h), NULL without cluster.redis */
     char name[72];                      /* X-Blog-Node value: the nodes[] name or --name */
     char listen[128];                   /* "HOST:PORT" we listen on */
     char tmpdir[PATH_MAX];              /* where uploads stream before asset_put */
