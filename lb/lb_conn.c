@@ -1530,6 +1530,9 @@ drive(struct lb_conn *c, enum lb_cev ev)
         if (ev == LB_EV_CREAD) {
             client_read_head(c);
         } else if (ev == LB_EV_CDRAINED) {
+            if (!(c->mask & EV_READ)) {
+                cio_set(c, c->mask | EV_READ);     /* paused while output was pending */
+            }
             process_input(c);
         } else if (ev == LB_EV_TIMEOUT) {
             if (c->state == LB_CS_IDLE || w->stopping) {
