@@ -279,39 +279,116 @@ fail:
     return rc;
 }
 
+/*
+ * RFC 3339 UTC with milliseconds, written by hand: gmtime_r() takes glibc's timezone lock
+ * and printf parses its format on every call, which showed in GET profiles.
+ * Days to civil date after Howard Hinnant's algorithm.
+ */
+static char *
+put2(char *p, unsigned v)
+{
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+    return p + 2;
+}
+
+static size_t
+format_time(uint64_t ms, char out[BL_RFC3339_LEN])
+{
+    uint64_t secs = ms / 1000;
+    uint64_t days = secs / 86400;
+    unsigned sod = (unsigned)(secs % 86400);
+    unsigned msec = (unsigned)(ms % 1000);
+    int64_t z = (int64_t)days + 719468;
+    int64_t era = z / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = (int64_t)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned d = doy - (153 * mp + 2) / 5 + 1;
+    unsigned m = mp < 10 ? mp + 3 : mp - 9;
+    char *p = out;
+
+    y += m <= 2;
+    if (y > 9999) {
+        bl_time_rfc3339(ms, out);       /* out of the 4-digit range: the shared formatter */
+        return strlen(out);
+    }
+    p = put2(p, (unsigned)(y / 100));
+    p = put2(p, (unsigned)(y % 100));
+    *p++ = '-';
+    p = put2(p, m);
+    *p++ = '-';
+    p = put2(p, d);
+    *p++ = 'T';
+    p = put2(p, sod / 3600);
+    *p++ = ':';
+    p = put2(p, sod / 60 % 60);
+    *p++ = ':';
+    p = put2(p, sod % 60);
+    *p++ = '.';
+    *p++ = (char)('0' + msec / 100);
+    p = put2(p, msec % 100);
+    *p++ = 'Z';
+    *p = '\0';
+    return (size_t)(p - out);
+}
+
 static int
-append_time(struct bl_buf *b, const char *key, uint64_t ms)
+append_time(struct bl_buf *b, const char *key, size_t keylen, uint64_t ms)
 {
     char ts[BL_RFC3339_LEN];
+    size_t n = format_time(ms, ts);
+    int rc = 0;
 
-    bl_time_rfc3339(ms, ts);
-    return bl_buf_printf(b, ",\"%s\":\"%s\"", key, ts);
+    rc |= bl_buf_append(b, key, keylen);
+    rc |= bl_buf_append(b, ts, n);
+    rc |= bl_buf_append(b, "\"", 1);
+    return rc;
 }
+
+static int
+append_u64(struct bl_buf *b, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return bl_buf_append(b, tmp + i, sizeof(tmp) - i);
+}
+
+#define APPEND_LIT(b, s) bl_buf_append((b), (s), sizeof(s) - 1)
 
 int
 node_json_render_post(struct bl_buf *b, const struct node_post *p)
 {
     int rc = 0;
 
-    rc |= bl_buf_append_str(b, "{\"id\":\"");
-    rc |= bl_buf_append_str(b, p->id);
-    rc |= bl_buf_append_str(b, "\",\"title\":");
+    rc |= APPEND_LIT(b, "{\"id\":\"");
+    rc |= bl_buf_append(b, p->id, strnlen(p->id, NODE_ID_LEN));
+    rc |= APPEND_LIT(b, "\",\"title\":");
     rc |= bl_buf_append_json_str(b, p->title, strlen(p->title));
-    rc |= bl_buf_append_str(b, ",\"body\":");
+    rc |= APPEND_LIT(b, ",\"body\":");
     rc |= bl_buf_append_json_str(b, p->body, strlen(p->body));
-    rc |= bl_buf_append_str(b, ",\"author\":");
+    rc |= APPEND_LIT(b, ",\"author\":");
     rc |= bl_buf_append_json_str(b, p->author, strlen(p->author));
-    rc |= bl_buf_append_str(b, ",\"tags\":[");
+    rc |= APPEND_LIT(b, ",\"tags\":[");
     for (size_t i = 0; i < p->ntags; i++) {
         if (i > 0) {
-            rc |= bl_buf_append(b, ",", 1);
+            rc |= APPEND_LIT(b, ",");
         }
         rc |= bl_buf_append_json_str(b, p->tags[i], strlen(p->tags[i]));
     }
-    rc |= bl_buf_append(b, "]", 1);
-    rc |= append_time(b, "created_at", p->created_ms);
-    rc |= append_time(b, "updated_at", p->updated_ms);
-    rc |= bl_buf_printf(b, ",\"version\":%" PRIu64 "}", p->version);
+    rc |= APPEND_LIT(b, "]");
+    rc |= append_time(b, ",\"created_at\":\"", sizeof(",\"created_at\":\"") - 1, p->created_ms);
+    rc |= append_time(b, ",\"updated_at\":\"", sizeof(",\"updated_at\":\"") - 1, p->updated_ms);
+    rc |= APPEND_LIT(b, ",\"version\":");
+    rc |= append_u64(b, p->version);
+    rc |= APPEND_LIT(b, "}");
     return rc == 0 ? 0 : -ENOMEM;
 }
 

@@ -11,6 +11,7 @@
 
 #include "bl/bl_buf.h"
 #include "bl/bl_err.h"
+#include "bl/bl_time.h"
 
 #include "node_json.h"
 #include "node_store.h"
@@ -381,6 +382,46 @@ test_render(void **state)
     assert_string_equal(etag, "\"0123456789abcdef01234567-12\"");
 }
 
+/* The hand-written time formatter agrees with bl_time_rfc3339() across the calendar. */
+static void
+test_render_times(void **state)
+{
+    uint64_t samples[] = {0, 1, 999, 86399999, 951782400000ull /* 2000-02-29 */,
+                          4107542399999ull /* 2100-02-28T23:59:59.999 */, 4107542400000ull,
+                          253402300799999ull /* 9999-12-31T23:59:59.999 */};
+    uint64_t x = 88172645463325252ull;
+
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]) + 2000; i++) {
+        uint64_t ms;
+        char want[BL_RFC3339_LEN], got[BL_RFC3339_LEN + 40];
+        struct node_post p = {.id = "0123456789abcdef01234567", .title = "t", .body = "",
+                              .author = "a", .version = 1};
+        struct bl_buf b;
+        const char *q;
+
+        if (i < sizeof(samples) / sizeof(samples[0])) {
+            ms = samples[i];
+        } else {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ms = x % 253402300800000ull;
+        }
+        p.created_ms = p.updated_ms = ms;
+        bl_time_rfc3339(ms, want);
+        bl_buf_init(&b);
+        assert_int_equal(node_json_render_post(&b, &p), 0);
+        q = strstr(b.data, "\"created_at\":\"");
+        assert_non_null(q);
+        memcpy(got, q + 14, strlen(want));
+        got[strlen(want)] = '\0';
+        if (strcmp(got, want) != 0) {
+            fail_msg("%llu: got %s want %s", (unsigned long long)ms, got, want);
+        }
+        bl_buf_deinit(&b);
+    }
+}
+
 static void
 test_request_limit(void **state)
 {
@@ -399,6 +440,7 @@ main(void)
         cmocka_unit_test(test_none_match),
         cmocka_unit_test(test_if_match),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_render_times),
         cmocka_unit_test(test_request_limit),
     };
 
