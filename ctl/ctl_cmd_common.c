@@ -66,10 +66,13 @@ const struct ctl_cmd ctl_cmds[] = {
       "prints \"FILE: ok\" with a one-line summary, or the error as file:line:column and\n"
       "exits 1.\n",
       ctl_cmd_config },
-    { "cache", "flush node caches (needs the LB admin API)",
-      "usage: blogctl [-c FILE] cache flush [ID]\n"
+    { "cache", "flush the nodes' hot caches (one post or everything)",
+      "usage: blogctl [-c FILE] [--json] cache flush [ID] [--token TOKEN]\n"
       "\n"
-      "Drops one post (ID) or everything from every node's hot cache.\n",
+      "Drops post ID (24 hex digits, or /posts/ID), or everything, from the hot cache of\n"
+      "every node of the config (POST /_cache/flush on each; each also tells the others\n"
+      "through Redis). Needs the write token: --token or $BLOGSCALE_TOKEN. Prints one line\n"
+      "per node; exit 1 when a node did not flush.\n",
       ctl_cmd_cache },
     { "posts", "load sample posts through the API",
       "usage: blogctl [-c FILE] [--json] posts seed N [--api URL] [--token TOKEN]\n"

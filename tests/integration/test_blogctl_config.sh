@@ -72,6 +72,10 @@ run env -u BLOGSCALE_TOKEN "$BLOGCTL" -c "$SRC/examples/local.yaml" posts seed 5
 [ "$rc" = 2 ] && grep -q -- "--token" "$tmp/err" || fail "posts seed without a token: rc=$rc $err"
 run "$BLOGCTL" -c "$SRC/examples/local.yaml" ring plan add
 [ "$rc" = 2 ] || fail "ring plan add without a name: exit $rc"
+run "$BLOGCTL" -c "$SRC/examples/local.yaml" cache flush not-an-id --token x
+[ "$rc" = 2 ] || fail "cache flush not-an-id: exit $rc"
+run env -u BLOGSCALE_TOKEN "$BLOGCTL" -c "$SRC/examples/local.yaml" cache flush
+[ "$rc" = 2 ] && grep -q -- "--token" "$tmp/err" || fail "cache flush without a token: rc=$rc $err"
 run "$BLOGCTL" -c "$SRC/examples/local.yaml" up --seed lots
 [ "$rc" = 2 ] || fail "up --seed lots: exit $rc"
 run "$BLOGCTL" -c "$SRC/examples/local.yaml" up now

@@ -147,6 +147,23 @@ owner=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["s
 served=$(curl -s -m 10 -D - -o /dev/null "$api/posts/$id" | tr -d '\r' | sed -n 's/^[Xx]-[Bb]log-[Nn]ode: //p')
 [ "$served" = "$owner" ] || fail "route says $owner owns $id, the LB sent it to '$served'"
 
+# cache flush ID: the next read of that post is a miss again (X-Cache), on its owner
+xcache() {
+    curl -s -m 10 -D - -o /dev/null "$api/posts/$id" | tr -d '\r' | sed -n 's/^[Xx]-[Cc]ache: //p'
+}
+xcache >/dev/null
+[ "$(xcache)" = HIT ] || fail "second read of $id is not a cache HIT"
+timeout 30 "$BLOGCTL" -c "$cfg" --json cache flush "$id" --token "$TOKEN" >"$tmp/flush.json" \
+    || fail "cache flush $id failed: $(cat "$tmp/flush.json")"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["ok"] and len(d["nodes"])==3 and all(n["ok"] for n in d["nodes"]), d' "$tmp/flush.json" \
+    || fail "cache flush: $(cat "$tmp/flush.json")"
+[ "$(xcache)" = MISS ] || fail "read of $id after cache flush is not a MISS"
+set +e
+timeout 30 "$BLOGCTL" -c "$cfg" cache flush --token wrong >"$tmp/flush.out" 2>"$tmp/flush.err"
+rc=$?
+set -e
+[ "$rc" = 1 ] && grep -q "401" "$tmp/flush.out" || fail "cache flush with a wrong token: rc=$rc $(cat "$tmp/flush.out" "$tmp/flush.err")"
+
 # SIGTERM: everything stops, exit 0, nothing left
 kill -TERM "$up_pid"
 rc=

@@ -13,10 +13,11 @@
 #     `systemd-analyze security` (exposure under 2.5) on the installed units; reinstall
 #     keeps an edited conffile; dpkg -r, then dpkg -P leave nothing behind. A trap purges
 #     the package on any failure.
-#  4. A local cluster (blog-lb + two blog-node) on free ports, the LB and n1 under
-#     `strace -f -c`, and Debian's Prometheus with the shipped prometheus.yml (ports
-#     rewritten, 1 s interval) and alerts.yml: its HTTP API returns up == 1 for every
-#     target and non-empty blog_node_/blog_lb_ series, and the rules are loaded. Then
+#  4. A local cluster (blog-lb, two blog-node with the cache, a redis-server) on free
+#     ports, the LB and n1 under `strace -f -c`, and Debian's Prometheus with the shipped
+#     prometheus.yml (ports rewritten, 1 s interval) and alerts.yml: its HTTP API returns
+#     up == 1 for every target, non-empty blog_node_/blog_lb_ series, both nodes
+#     coherent, and the rules are loaded. Then
 #     SIGHUP and SIGTERM, and every system call the daemons made is in the set the units
 #     allow (SystemCallFilter=@system-service minus ~@privileged @resources).
 # Needs root (dpkg -i). BLOG_PKG_SKIP_INSTALL=1 skips part 3 on a machine you care about
@@ -100,6 +101,7 @@ need prometheus prometheus
 need systemd-analyze systemd
 need strace strace
 need curl curl
+need redis-server redis-server
 need python3 python3
 
 # Runs of this test on one machine (several ctest runs at once) take turns: they install
@@ -148,7 +150,7 @@ if [ "$have_ctld" = 1 ]; then
 fi
 
 step "1a. lintian on the .deb: no errors"
-lintian -I --show-overrides --no-tag-display-limit "$deb" >"$tmp/lintian.log" 2>&1 || true
+lintian -I --show-overrides --tag-display-limit 0 "$deb" >"$tmp/lintian.log" 2>&1 || true
 grep -v '^running with root privileges' "$tmp/lintian.log" | grep -v '^N:' || true
 if grep -q '^E: ' "$tmp/lintian.log"; then
     fail "lintian reports errors"
@@ -354,10 +356,14 @@ fi
 
 # ---------------------------------------------------------------------------------------
 step "4. local cluster + Prometheus with the shipped scrape config and rules"
-read -r p_lb p_admin p_n1 p_n2 p_ctld p_prom <<<"$(free_ports 6)"
-mkdir -p "$tmp/data" "$tmp/prom"
+read -r p_lb p_admin p_n1 p_n2 p_ctld p_prom p_redis <<<"$(free_ports 7)"
+mkdir -p "$tmp/data" "$tmp/prom" "$tmp/redis"
+# The shipped file runs the nodes with the cache and Redis invalidation: so does this one.
+redis-server --port "$p_redis" --bind 127.0.0.1 --dir "$tmp/redis" --save '' --appendonly no \
+    >"$tmp/redis.log" 2>&1 &
+redis=$!; pids="$pids $redis"
 cat >"$tmp/cluster.yaml" <<EOF
-cluster: {name: pkgtest, allow_anonymous_writes: true}
+cluster: {name: pkgtest, allow_anonymous_writes: true, redis: "redis://127.0.0.1:$p_redis/0"}
 lb:
   listeners: [{bind: "127.0.0.1:$p_lb", mode: http}]
   admin: {bind: "127.0.0.1:$p_admin"}
@@ -366,7 +372,7 @@ lb:
 node:
   threads: auto
   store: {driver: lmdb, path: $tmp/data, map_size: 64MiB}
-  cache: {enabled: false}
+  cache: {size: 16MiB}
 nodes:
   - {name: n1, addr: "127.0.0.1:$p_n1"}
   - {name: n2, addr: "127.0.0.1:$p_n2"}
@@ -447,13 +453,15 @@ for i in $(seq 60); do
     r_lb=$(query 'up{job="blog-lb"} == 1' || true)
     r_req=$(query 'blog_node_requests_total{route="/posts"}' || true)
     r_lbreq=$(query 'blog_lb_requests_total' || true)
-    if [ "$(grep -c . <<<"$r_node")" = 2 ] && [ -n "$r_lb" ] && [ -n "$r_req" ] && [ -n "$r_lbreq" ]; then
+    r_coh=$(query 'blog_node_cache_coherent == 1' || true)
+    if [ "$(grep -c . <<<"$r_node")" = 2 ] && [ -n "$r_lb" ] && [ -n "$r_req" ] && [ -n "$r_lbreq" ] \
+       && [ "$(grep -c . <<<"$r_coh")" = 2 ]; then
         got=1
         break
     fi
     sleep 0.5
 done
-[ -n "$got" ] || { cat "$tmp/prom.log" >&2; fail "Prometheus has no blogscale series after 30 s: node up='$r_node' lb up='$r_lb' node requests='$r_req' lb requests='$r_lbreq'"; }
+[ -n "$got" ] || { cat "$tmp/prom.log" >&2; fail "Prometheus has no blogscale series after 30 s: node up='$r_node' lb up='$r_lb' node requests='$r_req' lb requests='$r_lbreq' coherent='$r_coh'"; }
 echo "$r_node"
 echo "$r_req" | head -3
 grep -q 'cluster=blogscale' <<<"$r_req" || fail "the shipped cluster label is missing: $r_req"
@@ -490,6 +498,7 @@ for p in $st_n1 $st_lb $n2 ${ctld:+$ctld}; do
     kill -0 "$p" 2>/dev/null && fail "pid $p still running 15 s after SIGTERM"
     wait "$p" 2>/dev/null || true
 done
+kill -TERM "$redis"; wait "$redis" 2>/dev/null || true
 pids=
 grep -q '"stopped"' "$tmp/n1.log" || grep -qi 'stopped' "$tmp/n1.log" || fail "n1 did not log its stop"
 expand() {
