@@ -18,6 +18,7 @@ test_pkgs=(
     wrk haproxy nginx-light
     clang libclang-rt-14-dev
     prometheus valgrind python3 procps iproute2 psmisc apache2-utils
+    lintian rpm strace systemd
 )
 
 want=("${build_pkgs[@]}" "${runtime_pkgs[@]}")
