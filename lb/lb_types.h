@@ -197,6 +197,7 @@ struct lb_conn {
 /* A listener of a worker. */
 struct lb_listener {
     ev_io io;
+    ev_timer pause;                     /* out of file descriptors: retry accept later */
     int fd;
     int index;                          /* lb.listeners[index] */
     int mode;                           /* enum bl_conf_mode */

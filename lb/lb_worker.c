@@ -37,8 +37,13 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE) {
-                bl_log(BL_LOG_WARN, "listener %d: accept: %s", l->index, strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* the pending connection stays readable: pause instead of spinning */
+                bl_log(BL_LOG_WARN, "listener %d: accept: %s (pausing accepts for 100 ms)",
+                       l->index, strerror(errno));
+                ev_io_stop(w->loop, &l->io);
+                ev_timer_set(&l->pause, 0.1, 0.);
+                ev_timer_start(w->loop, &l->pause);
             }
             return;
         }
@@ -54,6 +59,17 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
         }
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         lb_conn_accept(w, l, fd, (struct sockaddr *)&ss, len);
+    }
+}
+
+static void
+pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct lb_listener *l = bl_container_of(t, struct lb_listener, pause);
+
+    (void)revents;
+    if (l->fd >= 0 && !l->w->stopping) {
+        ev_io_start(loop, &l->io);
     }
 }
 
@@ -83,6 +99,7 @@ static void
 stop_listeners(struct lb_worker *w)
 {
     for (uint32_t i = 0; i < w->nls; i++) {
+        ev_timer_stop(w->loop, &w->ls[i].pause);
         if (w->ls[i].fd >= 0) {
             ev_io_stop(w->loop, &w->ls[i].io);
             close(w->ls[i].fd);
@@ -179,6 +196,7 @@ lb_worker_init(struct lb_worker *w, struct lb_proc *p, uint32_t id)
         l->fd = fd;
         ev_io_init(&l->io, accept_cb, fd, EV_READ);
         ev_io_start(w->loop, &l->io);
+        ev_init(&l->pause, pause_cb);
     }
     ev_async_init(&w->wake, wake_cb);
     ev_async_start(w->loop, &w->wake);
