@@ -10,7 +10,9 @@
 # The system files below are in the CMake install component "system", which is
 # EXCLUDE_FROM_ALL: a plain `cmake --install build` (or `ninja install`) installs only the
 # binaries and never overwrites /etc/blogscale/cluster.yaml or units on the build machine.
-# CPack installs both components into its staging tree (CPACK_INSTALL_CMAKE_PROJECTS).
+# CPack installs both components into its staging tree (CPACK_INSTALL_CMAKE_PROJECTS):
+# an install() rule elsewhere (e.g. hooks under ctl/) reaches the packages when it has no
+# COMPONENT (= "Unspecified", like the binaries) or COMPONENT system.
 
 set(BL_PKG_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(BL_PKG_MAINTAINER

@@ -30,7 +30,7 @@ LB_BIN=${BLOG_LB_BIN:?BLOG_LB_BIN not set}
 CTLD_BIN=${BLOG_CTLD_BIN:-}
 MON=$SRC/packaging/monitoring
 MARKER=/var/lib/blogscale-test-packaging.installed
-LOCK=/run/lock/blogscale-test-packaging.lock
+LOCK=/tmp/blogscale-test-packaging.lock
 
 tmp=$(mktemp -d /tmp/test_packaging.XXXXXX)
 pids=
@@ -49,6 +49,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
 fail() {
     echo "FAIL: $*" >&2
     exit 1
