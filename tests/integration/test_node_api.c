@@ -1550,6 +1550,55 @@ test_reload_and_refusal(void **state)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
+/*
+ * SIGTERM with a request in flight: the listener closes at once, the request in flight
+ * still completes, then the node exits 0.
+ */
+static void
+test_graceful_shutdown(void **state)
+{
+    struct node_proc k;
+    char store[600], buf[4096];
+    const char *json = "{\"title\":\"in flight\",\"body\":\"b\",\"author\":\"a\"}";
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    int fd, fd2, st;
+    ssize_t n, got = 0;
+    char head[512];
+
+    node_init(&k, "g1");
+    snprintf(store, sizeof(store), "%s/store-g", g_dir);
+    write_conf(&k, NULL, store, g_tokens_yaml);
+    node_start(&k);
+    sa.sin_port = htons((uint16_t)k.port);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    snprintf(head, sizeof(head), "POST /posts HTTP/1.1\r\nHost: x\r\n" AUTH "\r\n" CT_JSON
+             "\r\nContent-Length: %zu\r\n\r\n", strlen(json));
+    assert_true(write(fd, head, strlen(head)) == (ssize_t)strlen(head));
+    assert_true(write(fd, json, 10) == 10);            /* half a body: in flight */
+    usleep(200 * 1000);
+    kill(k.pid, SIGTERM);
+    usleep(300 * 1000);
+    assert_true(bl_h_alive(k.pid, NULL));               /* waiting for us */
+    fd2 = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_not_equal(connect(fd2, (struct sockaddr *)&sa, sizeof(sa)), 0);  /* not accepting */
+    close(fd2);
+    assert_true(write(fd, json + 10, strlen(json) - 10) == (ssize_t)(strlen(json) - 10));
+    while (got < (ssize_t)sizeof(buf) - 1 && (n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0) {
+        got += n;
+        buf[got] = '\0';
+        if (strstr(buf, "\"version\":1}") != NULL) {
+            break;
+        }
+    }
+    buf[got > 0 ? got : 0] = '\0';
+    assert_int_equal(strncmp(buf, "HTTP/1.1 201", 12), 0);
+    close(fd);
+    st = bl_h_stop(k.pid, SIGTERM, 8000);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 /* A full LMDB map: 507 insufficient_storage with a logged reason, reads still served. */
 static void
 test_store_full(void **state)
@@ -1613,6 +1662,7 @@ main(void)
         cmocka_unit_test(test_kill9_durability),
         cmocka_unit_test(test_reload_and_refusal),
         cmocka_unit_test(test_store_full),
+        cmocka_unit_test(test_graceful_shutdown),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
