@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -362,6 +363,12 @@ test_kill_under_load(void **state)
         if (g_owner[i] == 1) {
             assert_int_equal(owner_via(g_port, g_ids[i]), 1);
         }
+    }
+    /* and the LB stops cleanly (exit 0: no sanitizer report either) */
+    {
+        int st = bl_h_stop(g_lb, SIGTERM, 8000);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
     }
 }
 
