@@ -567,6 +567,20 @@ upload_end(struct node_upload *up)
     }
 }
 
+/* True when the request announces a body (a non-zero Content-Length or chunked). */
+static bool
+declares_body(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    if (cl != NULL) {
+        return strspn(cl, "0") != strlen(cl);
+    }
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+}
+
 static enum MHD_Result
 access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                const char *version, const char *upload_data_p, size_t *upload_data_size,
@@ -580,8 +594,10 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         enum node_method m = method_parse(method);
         struct node_upload *up;
 
+        bool takes_body = needs_body(route, m) && method_allowed(route, m);
+
         atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
-        if (!needs_body(route, m) || !method_allowed(route, m)) {
+        if (!takes_body && !declares_body(conn)) {
             *con_cls = &no_body_marker;
             return MHD_YES;
         }
@@ -597,6 +613,12 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         up->tmp_fd = -1;
         bl_buf_init(&up->json);
         *con_cls = up;
+        if (!takes_body) {
+            /* A GET/DELETE/404/405 with a body: read it through (bounded), then answer. */
+            up->ignore_body = true;
+            up->draining = true;
+            return MHD_YES;
+        }
         return upload_begin(up, rest);
     }
     if (*con_cls == &no_body_marker) {
@@ -627,6 +649,10 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         *upload_data_size = 0;
         return upload_data(up, upload_data_p, n);
     }
+    if (up->ignore_body) {
+        up->ctx.route = route_parse(url, &rest);
+        return dispatch_no_body(&up->ctx, rest);
+    }
     return upload_end(up);
 }
 
@@ -643,7 +669,8 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (*con_cls != &no_body_marker) {
         struct node_upload *up = *con_cls;
 
-        if (!up->ctx.responded && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        if (!up->ctx.responded && !up->ignore_body &&
+            toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
             node_metrics_reject(srv->metrics, NODE_REJECT_TRUNCATED);
         }
         upload_free(up);

@@ -48,6 +48,7 @@ struct node_upload {
     void *sha;                          /* EVP_MD_CTX * */
     char content_type[128];             /* NODE_BODY_FILE: lowercased media type */
     bool failed;                        /* an error response was queued; drop the rest */
+    bool ignore_body;                   /* a request that takes no body sent one: drop it */
     /*
      * Set when the request is refused but its body is still coming: MHD 0.9.75 cannot
      * queue a response in the middle of a body, and answering before it closes the
