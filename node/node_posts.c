@@ -454,6 +454,40 @@ node_posts_create(struct node_ctx *ctx, const char *body, size_t len)
 }
 
 /*
+ * If-None-Match on a write (RFC 9110 13.1.2): fails when the current representation's ETag
+ * matches (weakly) or the header is "*" and the post exists. When it passes on an existing
+ * post, *expected pins the version it was evaluated against, so the write stays atomic
+ * with the check.
+ */
+static bool
+if_none_match_write(struct node_ctx *ctx, const char *id, uint64_t *expected)
+{
+    struct node_server *srv = ctx->srv;
+    const char *h = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND,
+                                                MHD_HTTP_HEADER_IF_NONE_MATCH);
+    struct node_post cur;
+    char etag[NODE_ETAG_MAX];
+    uint64_t t0;
+    bool ok;
+
+    if (h == NULL) {
+        return true;
+    }
+    memset(&cur, 0, sizeof(cur));
+    t0 = bl_time_mono_ns();
+    if (node_store_done(srv, NODE_OP_GET, t0, srv->store->ops->get(srv->store, id, &cur)) != 0) {
+        return true;                    /* nothing current: the condition holds */
+    }
+    node_json_post_etag(cur.id, cur.version, etag);
+    ok = !node_json_none_match(h, etag);
+    if (ok) {
+        *expected = cur.version;
+    }
+    node_post_deinit(&cur);
+    return ok;
+}
+
+/*
  * Evaluates If-Match for a write to <id>: sets *expected to the version the store must
  * still hold (0 = any), or returns false when the precondition already failed.
  * *has_cond tells whether the header was present.
@@ -472,6 +506,9 @@ if_match(struct node_ctx *ctx, const char *id, uint64_t *expected, bool *has_con
 
     *expected = 0;
     *has_cond = false;
+    if (!if_none_match_write(ctx, id, expected)) {
+        return false;
+    }
     h = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
     if (h == NULL) {
         return true;
@@ -482,6 +519,15 @@ if_match(struct node_ctx *ctx, const char *id, uint64_t *expected, bool *has_con
     }
     if (any) {
         return true;                    /* the store still answers not-found -> 412 */
+    }
+    if (*expected != 0) {
+        /* If-None-Match pinned the current version: it must also be in the list */
+        for (size_t i = 0; i < n; i++) {
+            if (versions[i] == *expected) {
+                return true;
+            }
+        }
+        return false;
     }
     if (n == 0) {
         return false;

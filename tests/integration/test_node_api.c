@@ -630,6 +630,28 @@ test_post_crud(void **state)
         hdr(&r, "ETag", etag2, sizeof(etag2));
         resp_free(&r);
     }
+    /* If-None-Match on a write: the current tag or "*" -> 412, another tag -> 200 */
+    {
+        const char *put = "{\"title\":\"Inm\",\"body\":\"b\",\"author\":\"Bob\"}";
+        char inm[120];
+
+        snprintf(inm, sizeof(inm), "If-None-Match: W/%s", etag2);
+        const char *cur[] = {AUTH, CT_JSON, inm, NULL};
+        const char *star[] = {AUTH, CT_JSON, "If-None-Match: *", NULL};
+        const char *other[] = {AUTH, CT_JSON, "If-None-Match: \"nope\"", NULL};
+
+        req(g_h, "PUT", url_of(&g_n1, path), cur, put, strlen(put), &r);
+        assert_error(&r, 412, "precondition_failed");
+        resp_free(&r);
+        req(g_h, "PUT", url_of(&g_n1, path), star, put, strlen(put), &r);
+        assert_error(&r, 412, "precondition_failed");
+        resp_free(&r);
+        req(g_h, "PUT", url_of(&g_n1, path), other, put, strlen(put), &r);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(jint(r.body, "version"), 5);
+        hdr(&r, "ETag", etag2, sizeof(etag2));
+        resp_free(&r);
+    }
     /* PUT unknown id: 404; with If-Match: 412 (RFC 9110 13.1.1); malformed id: 404 */
     {
         const char *put = "{\"title\":\"x\",\"body\":\"b\",\"author\":\"c\"}";
