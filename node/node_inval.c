@@ -555,7 +555,6 @@ apply_message(struct node_inval *iv, const char *s, size_t len)
         return;
     }
     now_us = real_us();
-    bl_metric_inc(iv->m_received);
     bl_metric_observe(iv->m_delay, now_us > m.ts_us ? (double)(now_us - m.ts_us) / 1e6 : 0.0);
     for (size_t i = 0; i < ORIGINS_MAX; i++) {
         struct origin *x = &iv->origins[i];
@@ -591,6 +590,8 @@ apply_message(struct node_inval *iv, const char *s, size_t len)
     } else {
         node_cache_invalidate_post(iv->cache, m.id);
     }
+    /* counted once applied: a reader that sees the count sees the invalidation */
+    bl_metric_inc(iv->m_received);
 }
 
 static void

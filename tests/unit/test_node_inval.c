@@ -398,11 +398,10 @@ test_live_delivery(void **state)
     assert_true(ms >= 0);
     printf("invalidation delivered in %ld ms\n", ms);
     assert_true(cached(e.c2, ID2));     /* other ids stay */
-    sleep_ms(50);
     assert_true(metric(e.r1, "blog_node_cache_invalidations_sent_total") == 1);
     assert_true(metric(e.r2, "blog_node_cache_invalidations_received_total") == 1);
-    /* n1 heard its own echo and ignored it */
-    assert_true(metric(e.r1, "blog_node_cache_invalidations_own_total") == 1);
+    /* n1 hears its own echo and ignores it */
+    assert_true(WAIT_UNTIL(metric(e.r1, "blog_node_cache_invalidations_own_total") == 1, 2000) >= 0);
     assert_true(metric(e.r1, "blog_node_cache_invalidations_received_total") == 0);
     assert_true(metric(e.r2, "blog_node_cache_invalidation_delay_seconds_count") == 1);
 
@@ -481,7 +480,7 @@ test_live_kill_and_replay(void **state)
     assert_true(node_cache_coherent(e.c2));
     assert_true(WAIT_UNTIL(metric(e.r1, "blog_node_cache_invalidation_queue") == 0, 1000) >= 0);
     assert_true(metric(e.r1, "blog_node_cache_invalidations_sent_total") >= 1);
-    assert_true(metric(e.r1, "blog_node_cache_subscriptions_total") == 2);
+    assert_true(metric(e.r1, "blog_node_cache_subscriptions_total") >= 2);
     /* the link works again end to end */
     fill(e.c2, ID2, 1);
     node_inval_post_written(e.i1, e.c1, ID2, 2);
