@@ -21,6 +21,7 @@
 #include "bl/bl_log.h"
 #include "bl/bl_metrics.h"
 #include "bl/bl_net.h"
+#include "bl/bl_sdnotify.h"
 #include "bl/bl_time.h"
 #include "bl/bl_util.h"
 
@@ -226,6 +227,17 @@ setup_tmpdir(struct node_server *srv)
     return rc;
 }
 
+/* systemd Type=notify (packaging/systemd/blog-node@.service); a no-op outside systemd. */
+static void
+notify(const char *state)
+{
+    int rc = bl_sdnotify(state);
+
+    if (rc < 0) {
+        bl_log(BL_LOG_WARN, "sd_notify %s: %s", state, strerror(-rc));
+    }
+}
+
 /* SIGHUP: re-reads the file; applies log.level and the write tokens. */
 static void
 reload(struct node_server *srv)
@@ -409,6 +421,7 @@ main(int argc, char **argv)
                                      BL_LOG_UINT("threads", threads),
                                      BL_LOG_STR("store", srv.store->ops->name)}),
             4, "listening");
+    notify("READY=1");
 
     for (;;) {
         struct signalfd_siginfo si;
@@ -422,7 +435,9 @@ main(int argc, char **argv)
             break;
         }
         if (si.ssi_signo == SIGHUP) {
+            notify("RELOADING=1");
             reload(&srv);
+            notify("READY=1");
             continue;
         }
         bl_logf(BL_LOG_INFO, ((struct bl_log_field[]){BL_LOG_STR("signal",
@@ -430,6 +445,7 @@ main(int argc, char **argv)
                 1, "shutting down");
         break;
     }
+    notify("STOPPING=1");
     shutdown_gracefully(&srv);
     status = 0;
     bl_log(BL_LOG_INFO, "stopped");
