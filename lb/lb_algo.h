@@ -20,7 +20,7 @@
 struct lb_pick {
     uint64_t hash;              /* id hash (by-id routes) */
     int64_t total_inflight;     /* sum of in-flight over all nodes (bounded load) */
-    const int16_t *exclude;     /* state indexes already tried for this request */
+    const int16_t *exclude;     /* lb_node.id of the nodes already tried */
     int nexclude;
     uint64_t *rng;              /* caller's xorshift64 state (p2c) */
     uint32_t *rr;               /* caller's round-robin cursor */
@@ -57,12 +57,14 @@ lb_algo_rand(uint64_t *s)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-/* True when state index <idx> is in pk->exclude. */
+/* True when the node at state index <idx> was already tried (pk->exclude). */
 static inline int
-lb_algo_excluded(const struct lb_pick *pk, int idx)
+lb_algo_excluded(const struct lb_state *st, const struct lb_pick *pk, int idx)
 {
+    int id = (int)st->nodes[idx]->id;
+
     for (int i = 0; i < pk->nexclude; i++) {
-        if (pk->exclude[i] == idx) {
+        if (pk->exclude[i] == id) {
             return 1;
         }
     }

@@ -60,13 +60,14 @@ maglev_pick(const struct lb_state *st, struct lb_pick *pk)
     if (owner < 0) {
         return -1;
     }
-    if (st->up[owner] && !lb_algo_excluded(pk, owner) && (double)lb_algo_load(st, (uint32_t)owner) <= cap) {
+    if (st->up[owner] && !lb_algo_excluded(st, pk, owner) &&
+        (double)lb_algo_load(st, (uint32_t)owner) <= cap) {
         return owner;
     }
     n = bl_maglev_preferences(m, pk->hash, prefs, BL_MIN((size_t)st->nnodes, BL_ARRAY_SIZE(prefs)));
     for (i = 0; i < n; i++) {
         int idx = prefs[i];
-        if (idx < 0 || !st->up[idx] || lb_algo_excluded(pk, idx)) {
+        if (idx < 0 || !st->up[idx] || lb_algo_excluded(st, pk, idx)) {
             continue;
         }
         if (first < 0) {

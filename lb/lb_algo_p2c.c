@@ -25,18 +25,18 @@ p2c_pick(const struct lb_state *st, struct lb_pick *pk)
     }
     if (n == 1) {
         a = (int)st->upidx[0];
-        return lb_algo_excluded(pk, a) ? -1 : a;
+        return lb_algo_excluded(st, pk, a) ? -1 : a;
     }
     r = lb_algo_rand(pk->rng);
     a = (int)st->upidx[(uint32_t)r % n];
     b = (int)st->upidx[((uint32_t)r % n + 1 + (uint32_t)(r >> 32) % (n - 1)) % n];
     if (pk->nexclude > 0) {
-        int ea = lb_algo_excluded(pk, a), eb = lb_algo_excluded(pk, b);
+        int ea = lb_algo_excluded(st, pk, a), eb = lb_algo_excluded(st, pk, b);
         if (ea && eb) {
             /* both tried: take the first healthy node not tried */
             for (uint32_t i = 0; i < n; i++) {
                 int idx = (int)st->upidx[i];
-                if (!lb_algo_excluded(pk, idx)) {
+                if (!lb_algo_excluded(st, pk, idx)) {
                     return idx;
                 }
             }

@@ -18,7 +18,7 @@ rr_pick(const struct lb_state *st, struct lb_pick *pk)
 
     for (uint32_t i = 0; i < n; i++) {
         int idx = (int)st->upidx[(*pk->rr)++ % n];
-        if (!lb_algo_excluded(pk, idx)) {
+        if (!lb_algo_excluded(st, pk, idx)) {
             return idx;
         }
     }

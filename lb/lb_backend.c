@@ -226,11 +226,17 @@ lb_backend_sweep(struct lb_worker *w, ev_tstamp idle)
     ev_tstamp now = ev_now(w->loop);
 
     for (uint32_t i = 0; i < w->nwnodes; i++) {
-        struct lb_wnode *wn = &w->wnodes[i];
-        struct lb_bconn **pp = &wn->idle;
+        struct lb_wnode *wn = w->wnodes[i];
+        struct lb_bconn **pp;
+        int removed;
+        if (wn == NULL) {
+            continue;
+        }
+        removed = atomic_load_explicit(&wn->node->removed, memory_order_relaxed);
+        pp = &wn->idle;
         while (*pp != NULL) {
             struct lb_bconn *b = *pp;
-            if (w->stopping || now - b->idle_since > idle) {
+            if (w->stopping || removed || now - b->idle_since > idle) {
                 *pp = b->next;
                 wn->nidle--;
                 bconn_close(b);

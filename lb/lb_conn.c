@@ -976,9 +976,14 @@ dispatch(struct lb_conn *c, int fail_status)
         }
         return;
     }
-    c->tried[c->attempts++] = (int16_t)idx;
     c->node = st->nodes[idx];
-    wn = &w->wnodes[c->node->id];
+    c->tried[c->attempts++] = (int16_t)c->node->id;
+    wn = c->node->id < w->nwnodes ? w->wnodes[c->node->id] : NULL;
+    if (wn == NULL) {
+        /* the worker could not allocate its state for a node added by a reload */
+        reply(c, 503, "no_node", "out of memory", R_RETRY_AFTER);
+        return;
+    }
     inflight_inc(c, wn);
     r = lb_backend_acquire(w, wn, c, &b);
     switch (r) {

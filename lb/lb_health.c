@@ -28,7 +28,7 @@ struct lb_hc {
 
 struct lb_health {
     struct lb_proc *p;
-    struct lb_hc *hcs;
+    struct lb_hc **hcs;                 /* one per node of p->nodes */
     uint32_t n;
 };
 
@@ -187,31 +187,81 @@ tick_cb(struct ev_loop *loop, ev_timer *t, int revents)
     start_check(bl_container_of(t, struct lb_hc, tick));
 }
 
+static struct lb_hc *
+hc_create(struct lb_health *h, struct lb_node *n)
+{
+    const struct bl_conf_health *cf = &h->p->conf->lb.health;
+    double iv = (double)cf->interval_ms / 1000.0;
+    struct lb_hc *hc = bl_xcalloc(1, sizeof(*hc));
+
+    hc->h = h;
+    hc->node = n;
+    hc->fd = -1;
+    hc->reqlen = (size_t)snprintf(hc->req, sizeof(hc->req),
+                                  "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: blog-lb-health\r\n"
+                                  "Connection: close\r\n\r\n",
+                                  cf->path, n->addr);
+    ev_init(&hc->tmo, tmo_cb);
+    /* first check at once, then every interval */
+    ev_timer_init(&hc->tick, tick_cb, 0.0, iv > 0 ? iv : 1.0);
+    ev_timer_start(h->p->loop, &hc->tick);
+    return hc;
+}
+
+static void
+hc_destroy(struct lb_hc *hc)
+{
+    struct ev_loop *loop = hc->h->p->loop;
+
+    ev_timer_stop(loop, &hc->tick);
+    ev_timer_stop(loop, &hc->tmo);
+    if (hc->fd >= 0) {
+        ev_io_stop(loop, &hc->io);
+        close(hc->fd);
+    }
+    free(hc);
+}
+
 struct lb_health *
 lb_health_create(struct lb_proc *p)
 {
     struct lb_health *h = bl_xcalloc(1, sizeof(*h));
-    const struct bl_conf_health *cf = &p->conf->lb.health;
-    double iv = (double)cf->interval_ms / 1000.0;
 
     h->p = p;
     h->n = p->nnodes;
     h->hcs = bl_xcalloc(h->n ? h->n : 1, sizeof(*h->hcs));
     for (uint32_t i = 0; i < h->n; i++) {
-        struct lb_hc *hc = &h->hcs[i];
-        hc->h = h;
-        hc->node = &p->nodes[i];
-        hc->fd = -1;
-        hc->reqlen = (size_t)snprintf(hc->req, sizeof(hc->req),
-                                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: blog-lb-health\r\n"
-                                      "Connection: close\r\n\r\n",
-                                      cf->path, hc->node->addr);
-        ev_init(&hc->tmo, tmo_cb);
-        /* first check at once, then every interval */
-        ev_timer_init(&hc->tick, tick_cb, 0.0, iv > 0 ? iv : 1.0);
-        ev_timer_start(p->loop, &hc->tick);
+        h->hcs[i] = hc_create(h, p->nodes[i]);
     }
     return h;
+}
+
+void
+lb_health_reload(struct lb_health *h)
+{
+    struct lb_proc *p = h->p;
+    struct lb_hc **hcs = bl_xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*hcs));
+
+    for (uint32_t i = 0; i < p->nnodes; i++) {
+        for (uint32_t k = 0; k < h->n; k++) {
+            if (h->hcs[k] != NULL && h->hcs[k]->node == p->nodes[i]) {
+                hcs[i] = h->hcs[k];     /* a node that stays keeps its checker */
+                h->hcs[k] = NULL;
+                break;
+            }
+        }
+        if (hcs[i] == NULL) {
+            hcs[i] = hc_create(h, p->nodes[i]);
+        }
+    }
+    for (uint32_t k = 0; k < h->n; k++) {
+        if (h->hcs[k] != NULL) {
+            hc_destroy(h->hcs[k]);
+        }
+    }
+    free(h->hcs);
+    h->hcs = hcs;
+    h->n = p->nnodes;
 }
 
 void
@@ -221,13 +271,7 @@ lb_health_destroy(struct lb_health *h)
         return;
     }
     for (uint32_t i = 0; i < h->n; i++) {
-        struct lb_hc *hc = &h->hcs[i];
-        ev_timer_stop(h->p->loop, &hc->tick);
-        ev_timer_stop(h->p->loop, &hc->tmo);
-        if (hc->fd >= 0) {
-            ev_io_stop(h->p->loop, &hc->io);
-            close(hc->fd);
-        }
+        hc_destroy(h->hcs[i]);
     }
     free(h->hcs);
     free(h);
@@ -239,7 +283,7 @@ lb_health_passive(struct lb_health *h)
     struct lb_proc *p = h->p;
 
     for (uint32_t i = 0; i < p->nnodes; i++) {
-        struct lb_node *n = &p->nodes[i];
+        struct lb_node *n = p->nodes[i];
         if (atomic_exchange_explicit(&n->eject_req, 0, memory_order_acq_rel) == 0) {
             continue;
         }

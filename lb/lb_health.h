@@ -26,4 +26,8 @@ void lb_health_destroy(struct lb_health *h);           /* NULL is a no-op */
 /* Control thread: applies the ejections requested by workers. */
 void lb_health_passive(struct lb_health *h);
 
+/* Control thread, after p->nodes changed (reload): nodes that stay keep their checker
+ * and health; new nodes start up-but-unconfirmed with a check at once. */
+void lb_health_reload(struct lb_health *h);
+
 #endif /* LB_HEALTH_H */

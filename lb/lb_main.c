@@ -85,6 +85,106 @@ check_lb_conf(const struct bl_conf *conf)
     return rc;
 }
 
+/* A new node object with a fresh id (ids are never reused). NULL on a bad address. */
+static struct lb_node *
+node_new(struct lb_proc *p, const struct bl_conf_node_entry *e)
+{
+    struct lb_node *n = bl_xcalloc(1, sizeof(*n));
+
+    if (lb_node_init(n, e, p->nall_nodes) < 0) {
+        free(n);
+        return NULL;
+    }
+    p->all_nodes = bl_xrealloc(p->all_nodes, (p->nall_nodes + 1) * sizeof(*p->all_nodes));
+    p->all_nodes[p->nall_nodes++] = n;
+    return n;
+}
+
+/*
+ * SIGHUP: re-reads the file and applies its node set. A node that stays (same name and
+ * address) keeps its object, health, pools and counters; a new one starts up but
+ * unconfirmed (checked at once); a removed one gets no new requests, its in-flight ones
+ * finish and its pooled connections are closed. The Maglev table is rebuilt from the new
+ * names, so only the ids of added or removed nodes move. Other settings need a restart.
+ */
+static void
+reload(struct lb_proc *p)
+{
+    struct bl_conf *nc;
+    struct lb_node **nodes;
+    struct lb_ring *ring;
+    char *err = NULL;
+    uint32_t n, added = 0, kept = 0, removed = 0;
+
+    nc = bl_conf_load(p->conf_path, &err);
+    if (nc == NULL) {
+        bl_log(BL_LOG_ERROR, "reload: %s; the running configuration stays",
+               err ? err : "cannot load the configuration");
+        free(err);
+        return;
+    }
+    if (check_lb_conf(nc) < 0) {
+        bl_log(BL_LOG_ERROR, "reload: invalid configuration; the running one stays");
+        bl_conf_destroy(nc);
+        return;
+    }
+    n = (uint32_t)nc->nnodes;
+    nodes = bl_xcalloc(n ? n : 1, sizeof(*nodes));
+    for (uint32_t i = 0; i < n; i++) {
+        const struct bl_conf_node_entry *e = &nc->nodes[i];
+        for (uint32_t k = 0; k < p->nnodes; k++) {
+            if (strcmp(p->nodes[k]->name, e->name) == 0 && strcmp(p->nodes[k]->addr, e->addr) == 0) {
+                nodes[i] = p->nodes[k];
+                nodes[i]->weight = e->weight ? e->weight : 1;
+                kept++;
+                break;
+            }
+        }
+        if (nodes[i] == NULL) {
+            nodes[i] = node_new(p, e);
+            if (nodes[i] == NULL) {
+                bl_log(BL_LOG_ERROR, "reload: node %s: bad address %s", e->name, e->addr);
+                free(nodes);
+                bl_conf_destroy(nc);
+                return;
+            }
+            added++;
+        }
+    }
+    ring = lb_ring_create(nodes, n);
+    if (ring == NULL) {
+        bl_log(BL_LOG_ERROR, "reload: cannot build the Maglev table; the running configuration stays");
+        free(nodes);
+        bl_conf_destroy(nc);
+        return;
+    }
+    for (uint32_t k = 0; k < p->nnodes; k++) {
+        int stays = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            stays |= nodes[i] == p->nodes[k];
+        }
+        if (!stays) {
+            atomic_store(&p->nodes[k]->removed, 1);
+            removed++;
+        }
+    }
+    free(p->nodes);
+    p->nodes = nodes;
+    p->nnodes = n;
+    lb_ring_put(p->ring);
+    p->ring = ring;
+    lb_health_reload(p->health);
+    if (lb_state_publish(p) < 0) {
+        bl_log(BL_LOG_ERROR, "reload: cannot publish the routing state: out of memory");
+    }
+    bl_logf(BL_LOG_INFO,
+            ((struct bl_log_field[]){ BL_LOG_UINT("nodes", n), BL_LOG_UINT("added", added),
+                                      BL_LOG_UINT("removed", removed),
+                                      BL_LOG_UINT("kept", kept) }),
+            4, "reloaded the node set (other lb settings apply at the next restart)");
+    bl_conf_destroy(nc);
+}
+
 static void
 on_signal(struct ev_loop *loop, ev_signal *s, int revents)
 {
@@ -92,8 +192,9 @@ on_signal(struct ev_loop *loop, ev_signal *s, int revents)
 
     (void)revents;
     if (s->signum == SIGHUP) {
-        bl_log(BL_LOG_WARN, "SIGHUP: configuration reload is not implemented in this version "
-                            "(it comes with the admin API); nothing changed");
+        if (atomic_load(&p->stopping) == 0) {
+            reload(p);
+        }
         return;
     }
     if (atomic_load(&p->stopping) == 0) {
@@ -106,7 +207,6 @@ on_signal(struct ev_loop *loop, ev_signal *s, int revents)
         for (uint32_t i = 0; i < p->nworkers; i++) {
             lb_worker_stop(&p->workers[i], 0);
         }
-        /* the shutdown timer reuses the reclaim timer slot? no: a dedicated one below */
         ev_feed_event(loop, &p->wake, EV_ASYNC);
     } else {
         bl_log(BL_LOG_WARN, "second signal: closing every connection now");
@@ -167,7 +267,7 @@ ms_to_s(uint64_t ms)
 }
 
 static int
-run(struct bl_conf *conf)
+run(struct bl_conf *conf, const char *path)
 {
     struct lb_proc proc, *p = &proc;
     const struct bl_conf_lb *lb = &conf->lb;
@@ -178,6 +278,7 @@ run(struct bl_conf *conf)
 
     memset(p, 0, sizeof(*p));
     p->conf = conf;
+    p->conf_path = path;
     p->loop = ev_default_loop(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (p->loop == NULL) {
         bl_log(BL_LOG_ERROR, "cannot create the control loop");
@@ -209,14 +310,14 @@ run(struct bl_conf *conf)
 
     p->nnodes = (uint32_t)conf->nnodes;
     p->nodes = bl_xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*p->nodes));
-    nodes = bl_xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*nodes));
+    nodes = p->nodes;
     for (uint32_t i = 0; i < p->nnodes; i++) {
-        if (lb_node_init(&p->nodes[i], &conf->nodes[i], i) < 0) {
+        p->nodes[i] = node_new(p, &conf->nodes[i]);
+        if (p->nodes[i] == NULL) {
             bl_log(BL_LOG_ERROR, "node %s: bad address %s", conf->nodes[i].name,
                    conf->nodes[i].addr);
             goto out;
         }
-        nodes[i] = &p->nodes[i];
     }
     p->ring = lb_ring_create(nodes, p->nnodes);
     if (p->ring == NULL) {
@@ -309,12 +410,13 @@ out:
     lb_ratelimit_destroy(p->ratelimit);
     lb_state_reclaim(p, 1);
     lb_ring_put(p->ring);
-    for (uint32_t i = 0; i < p->nnodes; i++) {
-        lb_node_deinit(&p->nodes[i]);
+    for (uint32_t i = 0; i < p->nall_nodes; i++) {
+        lb_node_deinit(p->all_nodes[i]);
+        free(p->all_nodes[i]);
     }
+    free(p->all_nodes);
     free(p->workers);
     free(p->nodes);
-    free(nodes);
     return rc;
 }
 
@@ -381,7 +483,7 @@ main(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    rc = run(conf);
+    rc = run(conf, path);
     bl_conf_destroy(conf);
     return rc;
 }

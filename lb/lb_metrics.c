@@ -78,14 +78,14 @@ lb_metrics_render(struct lb_proc *p, struct bl_buf *out)
     rc |= bl_buf_append_str(out, "# HELP blog_lb_node_up 1 when the node is healthy.\n"
                                  "# TYPE blog_lb_node_up gauge\n");
     for (uint32_t i = 0; i < p->nnodes; i++) {
-        rc |= bl_buf_printf(out, "blog_lb_node_up{node=\"%s\"} %d\n", p->nodes[i].name,
-                            p->nodes[i].up ? 1 : 0);
+        rc |= bl_buf_printf(out, "blog_lb_node_up{node=\"%s\"} %d\n", p->nodes[i]->name,
+                            p->nodes[i]->up ? 1 : 0);
     }
 #define NODE_METRIC(mname, mtype, mhelp, field)                                              \
     rc |= bl_buf_append_str(out, "# HELP " mname " " mhelp "\n# TYPE " mname " " mtype "\n"); \
     for (uint32_t i = 0; i < p->nnodes; i++) {                                               \
-        rc |= bl_buf_printf(out, mname "{node=\"%s\"} %lld\n", p->nodes[i].name,             \
-                            (long long)atomic_load_explicit(&p->nodes[i].field,              \
+        rc |= bl_buf_printf(out, mname "{node=\"%s\"} %lld\n", p->nodes[i]->name,            \
+                            (long long)atomic_load_explicit(&p->nodes[i]->field,             \
                                                             memory_order_relaxed));          \
     }
     NODE_METRIC("blog_lb_node_inflight", "gauge", "Requests assigned to the node (queued or running).",

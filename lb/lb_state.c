@@ -71,6 +71,9 @@ lb_state_create(struct lb_node *const *nodes, uint32_t n, const uint8_t *up,
     }
     for (uint32_t i = 0; i < n; i++) {
         st->nodes[i] = nodes[i];
+        if (nodes[i]->id + 1 > st->max_id) {
+            st->max_id = nodes[i]->id + 1;
+        }
         st->up[i] = up[i] ? 1 : 0;
         if (st->up[i]) {
             st->upidx[st->nup++] = i;
@@ -121,8 +124,8 @@ lb_state_publish(struct lb_proc *p)
         goto out;
     }
     for (uint32_t i = 0; i < p->nnodes; i++) {
-        nodes[i] = &p->nodes[i];
-        up[i] = p->nodes[i].up;
+        nodes[i] = p->nodes[i];
+        up[i] = p->nodes[i]->up;
     }
     old = atomic_load(&p->state);
     st = lb_state_create(nodes, p->nnodes, up, p->ring,
@@ -133,9 +136,9 @@ lb_state_publish(struct lb_proc *p)
         goto out;
     }
     if (old != NULL) {
-        /* health transitions for the algorithms */
+        /* health transitions for the algorithms (same node set only) */
         for (uint32_t i = 0; i < st->nnodes && i < old->nnodes; i++) {
-            if (st->up[i] != old->up[i]) {
+            if (st->nodes[i] == old->nodes[i] && st->up[i] != old->up[i]) {
                 if (st->up[i]) {
                     st->by_id->server_up(st, i);
                     st->other->server_up(st, i);

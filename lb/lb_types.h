@@ -39,9 +39,13 @@ enum lb_route {
     LB_ROUTE__COUNT
 };
 
-/* One backend node (nodes[] entry). Lives as long as the process. */
+/*
+ * One backend node (nodes[] entry). Lives as long as the process: a node removed by a
+ * reload is only marked removed (pooled connections, queued requests and old snapshots
+ * may still point at it).
+ */
 struct lb_node {
-    uint32_t id;                        /* slot in per-worker arrays (lb_worker.wnodes) */
+    uint32_t id;                        /* unique, never reused: slot in lb_worker.wnodes */
     char *name;                         /* nodes[].name (the Maglev key) */
     char *addr;                         /* nodes[].addr "HOST:PORT" */
     struct sockaddr_storage sa;         /* parsed addr */
@@ -54,6 +58,7 @@ struct lb_node {
     _Atomic uint64_t retries;           /* [atomic] failed attempts on this node retried elsewhere */
     _Atomic uint64_t failures;          /* [atomic] connect errors, resets, timeouts */
     _Atomic int eject_req;              /* [atomic] a worker saw a failure: control ejects */
+    _Atomic int removed;                /* [atomic] dropped by a reload */
     /* health, [ctl] */
     bool up;                            /* current health */
     bool confirmed;                     /* at least one active check completed */
@@ -69,6 +74,7 @@ struct lb_state {
     uint64_t gen;                       /* publication number, 1, 2, ... */
     uint32_t nnodes;
     struct lb_node **nodes;             /* index = position in the Maglev name list */
+    uint32_t max_id;                    /* 1 + the largest lb_node.id in nodes */
     uint8_t *up;                        /* per index: 1 healthy */
     uint32_t nup;
     uint32_t *upidx;                    /* the healthy indexes, for p2c / round robin */
@@ -165,7 +171,7 @@ struct lb_conn {
     enum lb_route route;
     uint8_t by_id;
     uint8_t attempts;                   /* nodes tried */
-    int16_t tried[4];                   /* state indexes tried */
+    int16_t tried[4];                   /* lb_node.id of the nodes tried */
     uint64_t hash;                      /* id hash */
     struct lb_node *node;               /* node of the last attempt (for the log) */
     struct lb_wnode *wn;                /* node of the current attempt (holds inflight) */
@@ -239,7 +245,7 @@ struct lb_worker {
     struct lb_state *st;                /* snapshot for this loop iteration */
     struct lb_listener *ls;             /* one per lb.listeners entry */
     uint32_t nls;
-    struct lb_wnode *wnodes;            /* by lb_node.id */
+    struct lb_wnode **wnodes;           /* by lb_node.id, allocated on first sight */
     uint32_t nwnodes;
     struct lb_conn *conns;              /* client connections */
     uint32_t nconns;
@@ -266,8 +272,11 @@ struct lb_proc {
     struct ev_loop *loop;               /* control loop (default loop) */
     struct lb_worker *workers;
     uint32_t nworkers;
-    struct lb_node *nodes;              /* conf->nodes order */
+    struct lb_node **nodes;             /* [ctl] current node set, conf->nodes order */
     uint32_t nnodes;
+    struct lb_node **all_nodes;         /* [ctl] every node ever created (freed at exit) */
+    uint32_t nall_nodes;
+    const char *conf_path;              /* reloaded on SIGHUP */
     _Atomic(struct lb_state *) state;   /* current snapshot */
     struct lb_state *retired;           /* [ctl] snapshots waiting for their grace period */
     uint64_t gen;                       /* [ctl] last published generation */

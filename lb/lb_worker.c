@@ -85,6 +85,37 @@ prepare_cb(struct ev_loop *loop, ev_prepare *pr, int revents)
     lb_state_worker_offline(w);
 }
 
+/* Makes sure every node of the snapshot has its per-worker state (nodes added by a
+ * reload get theirs on first sight). Runs once per loop iteration: one comparison. */
+static void
+sync_nodes(struct lb_worker *w)
+{
+    struct lb_state *st = w->st;
+
+    if (st == NULL || st->max_id <= w->nwnodes) {
+        return;
+    }
+    {
+        struct lb_wnode **nw = realloc(w->wnodes, st->max_id * sizeof(*nw));
+        if (nw == NULL) {
+            return;     /* dispatch() answers 503 for the nodes it has no state for */
+        }
+        memset(nw + w->nwnodes, 0, (st->max_id - w->nwnodes) * sizeof(*nw));
+        w->wnodes = nw;
+    }
+    for (uint32_t i = 0; i < st->nnodes; i++) {
+        struct lb_node *n = st->nodes[i];
+        if (w->wnodes[n->id] == NULL) {
+            w->wnodes[n->id] = calloc(1, sizeof(struct lb_wnode));
+            if (w->wnodes[n->id] == NULL) {
+                return;
+            }
+            w->wnodes[n->id]->node = n;
+        }
+    }
+    w->nwnodes = st->max_id;
+}
+
 static void
 check_cb(struct ev_loop *loop, ev_check *ck, int revents)
 {
@@ -93,6 +124,7 @@ check_cb(struct ev_loop *loop, ev_check *ck, int revents)
     (void)loop;
     (void)revents;
     lb_state_worker_online(w);
+    sync_nodes(w);
 }
 
 static void
@@ -158,10 +190,16 @@ lb_worker_init(struct lb_worker *w, struct lb_proc *p, uint32_t id)
     }
     ev_set_userdata(w->loop, w);
     w->m = bl_xcalloc(1, sizeof(*w->m));
-    w->nwnodes = p->nnodes;
-    w->wnodes = bl_xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*w->wnodes));
+    w->nwnodes = 0;
     for (uint32_t i = 0; i < p->nnodes; i++) {
-        w->wnodes[i].node = &p->nodes[i];
+        if (p->nodes[i]->id + 1 > w->nwnodes) {
+            w->nwnodes = p->nodes[i]->id + 1;
+        }
+    }
+    w->wnodes = bl_xcalloc(w->nwnodes ? w->nwnodes : 1, sizeof(*w->wnodes));
+    for (uint32_t i = 0; i < p->nnodes; i++) {
+        w->wnodes[p->nodes[i]->id] = bl_xcalloc(1, sizeof(struct lb_wnode));
+        w->wnodes[p->nodes[i]->id]->node = p->nodes[i];
     }
     w->node_cap = (lc->limits.node_max_conns + p->nworkers - 1) / p->nworkers;
     if (w->node_cap == 0) {
@@ -276,6 +314,9 @@ lb_worker_deinit(struct lb_worker *w)
     free(w->rbufs);
     free(w->scratch);
     free(w->ls);
+    for (uint32_t i = 0; i < w->nwnodes; i++) {
+        free(w->wnodes[i]);
+    }
     free(w->wnodes);
     free(w->m);
     ev_loop_destroy(w->loop);

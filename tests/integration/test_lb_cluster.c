@@ -3,7 +3,8 @@
  *  - the same id always lands on the same node (X-Blog-Node), and that node is the id's
  *    Maglev owner over the node names (checked against shared/bl_maglev independently);
  *  - writes go to the owner and are read back through the LB;
- *  - an LB given 2 of the 3 nodes moves only the third node's ids;
+ *  - an LB given 2 of the 3 nodes moves only the third node's ids, and so does SIGHUP
+ *    with 2 of the 3 nodes in the file (and back);
  *  - kill -9 of one node under a steady GET load: no failed GET (retries), the node is
  *    ejected within one second (blog_lb_node_up), re-admitted after it restarts.
  */
@@ -272,6 +273,44 @@ test_remove_node(void **state)
     bl_h_stop(lb2, SIGTERM, 5000);
 }
 
+/* SIGHUP with 2 of the 3 nodes, then with 3 again: only n3's ids move, and come back. */
+static void
+test_reload_node_set(void **state)
+{
+    long t0;
+
+    (void)state;
+    write_conf(g_conf, g_port, g_admin, 2);
+    kill(g_lb, SIGHUP);
+    t0 = it_now_ms();
+    while (it_metric(g_admin, "blog_lb_node_up{node=\"n3\"}", NULL) != -1.0 &&
+           it_now_ms() - t0 < 3000) {
+        it_sleep_ms(20);
+    }
+    assert_true(it_metric(g_admin, "blog_lb_node_up{node=\"n3\"}", NULL) == -1.0);
+    for (int i = 0; i < NIDS; i++) {
+        int o = owner_via(g_port, g_ids[i]);
+        if (g_owner[i] != 2) {
+            assert_int_equal(o, g_owner[i]);
+        } else {
+            assert_int_equal(o, maglev_owner(g_ids[i], 2));
+        }
+    }
+    write_conf(g_conf, g_port, g_admin, 3);
+    kill(g_lb, SIGHUP);
+    t0 = it_now_ms();
+    while (it_metric(g_admin, "blog_lb_node_up{node=\"n3\"}", NULL) != 1.0 &&
+           it_now_ms() - t0 < 3000) {
+        it_sleep_ms(20);
+    }
+    assert_true(it_metric(g_admin, "blog_lb_node_up{node=\"n3\"}", NULL) == 1.0);
+    it_sleep_ms(300);   /* its first check has passed by now (interval 250 ms) */
+    for (int i = 0; i < NIDS; i++) {
+        assert_int_equal(owner_via(g_port, g_ids[i]), g_owner[i]);
+    }
+    assert_true(bl_h_alive(g_lb, NULL));
+}
+
 struct loadgen {
     atomic_int stop;
     atomic_long ok;
@@ -379,6 +418,7 @@ main(void)
         cmocka_unit_test(test_affinity),
         cmocka_unit_test(test_writes_to_owner),
         cmocka_unit_test(test_remove_node),
+        cmocka_unit_test(test_reload_node_set),
         cmocka_unit_test(test_kill_under_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
