@@ -34,10 +34,11 @@ LOCK=/tmp/blogscale-test-packaging.lock
 
 tmp=$(mktemp -d /tmp/test_packaging.XXXXXX)
 pids=
+npids=
 created_user=0
 cleanup() {
     local p
-    for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+    for p in $pids $npids; do kill -KILL "$p" 2>/dev/null || true; done
     if [ -e "$MARKER" ]; then
         dpkg_retry -P blogscale >/dev/null 2>&1 || true
         rm -f "$MARKER"
@@ -381,17 +382,55 @@ autoscale: {min: 2, max: 2, bind: "127.0.0.1:$p_ctld"}
 EOF
 "$LB_BIN" --check-config --config "$tmp/cluster.yaml" >/dev/null || fail "test cluster file invalid"
 
+# Units with Type=notify: their daemon gets a NOTIFY_SOCKET here, and a listener records
+# each datagram (with, for READY=1, whether the daemon's port accepts connections then).
+unit_type() { sed -n 's/^Type=//p' "$SRC/packaging/systemd/$1"; }
+notify_setup() { # NAME UNIT PORT -> sets env_NAME to the daemon's NOTIFY_SOCKET=... (or "")
+    printf -v "env_$1" '%s' ""
+    [ "$(unit_type "$2")" = notify ] || return 0
+    python3 - "$tmp/notify-$1.sock" "$3" >"$tmp/notify-$1.log" 2>&1 <<'PY' &
+import socket, sys
+path, port = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(path)
+s.settimeout(300)
+while True:
+    try:
+        m = s.recv(4096).decode()
+    except socket.timeout:
+        break
+    state = "-"
+    if "READY=1" in m.split("\n"):
+        c = socket.socket()
+        state = "accepting" if c.connect_ex(("127.0.0.1", port)) == 0 else "refused"
+        c.close()
+    print(m.replace("\n", "|"), state, flush=True)
+    if "STOPPING=1" in m.split("\n"):
+        break
+PY
+    npids="$npids $!"
+    for _ in $(seq 50); do [ -S "$tmp/notify-$1.sock" ] && break; sleep 0.1; done
+    [ -S "$tmp/notify-$1.sock" ] || fail "notify listener for $1 did not start"
+    notified="$notified $1"
+    printf -v "env_$1" 'NOTIFY_SOCKET=%s' "$tmp/notify-$1.sock"
+}
+notified=
+notify_setup n1 blog-node@.service "$p_n1"
+notify_setup lb blog-lb.service "$p_lb"
+env_ctld=
+[ "$have_ctld" = 1 ] && notify_setup ctld blog-ctld.service "$p_ctld"
+
 # strace -f -c: the summary (one line per system call) is written when the daemon exits.
-strace -f -c -o "$tmp/n1.strace" "$NODE_BIN" --config "$tmp/cluster.yaml" --name n1 2>"$tmp/n1.log" &
+env $env_n1 strace -f -c -o "$tmp/n1.strace" "$NODE_BIN" --config "$tmp/cluster.yaml" --name n1 2>"$tmp/n1.log" &
 st_n1=$!; pids="$pids $st_n1"
 "$NODE_BIN" --config "$tmp/cluster.yaml" --name n2 2>"$tmp/n2.log" &
 n2=$!; pids="$pids $n2"
-strace -f -c -o "$tmp/lb.strace" "$LB_BIN" --config "$tmp/cluster.yaml" 2>"$tmp/lb.log" &
+env $env_lb strace -f -c -o "$tmp/lb.strace" "$LB_BIN" --config "$tmp/cluster.yaml" 2>"$tmp/lb.log" &
 st_lb=$!; pids="$pids $st_lb"
 ctld=
 st_ctld=
 if [ "$have_ctld" = 1 ]; then
-    strace -f -c -o "$tmp/ctld.strace" "$CTLD_BIN" --config "$tmp/cluster.yaml" 2>"$tmp/ctld.log" &
+    env $env_ctld strace -f -c -o "$tmp/ctld.strace" "$CTLD_BIN" --config "$tmp/cluster.yaml" 2>"$tmp/ctld.log" &
     st_ctld=$!; pids="$pids $st_ctld"
 fi
 wait_http "http://127.0.0.1:$p_n1/readyz" 20 || { cat "$tmp/n1.log" >&2; fail "n1 not ready"; }
@@ -510,7 +549,20 @@ for p in $st_n1 $st_lb $n2 $st_ctld; do
 done
 kill -TERM "$redis"; wait "$redis" 2>/dev/null || true
 pids=
+for p in $npids; do
+    for i in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+done
 grep -qi 'stopped' "$tmp/n1.log" || fail "n1 did not log its stop"
+# Type=notify daemons: READY=1 once their port accepts, RELOADING=1 then READY=1 around the
+# SIGHUP, STOPPING=1 on SIGTERM - in that order.
+for d in $notified; do
+    got=$(cut -d' ' -f1 "$tmp/notify-$d.log" | tr '\n' ' ')
+    [ "$got" = "READY=1 RELOADING=1 READY=1 STOPPING=1 " ] \
+        || fail "$d sd_notify sequence: '$got' (want READY=1 RELOADING=1 READY=1 STOPPING=1)"
+    head -1 "$tmp/notify-$d.log" | grep -q ' accepting$' \
+        || fail "$d sent READY=1 before its port accepted connections"
+    echo "$d: sd_notify READY/RELOADING/READY/STOPPING in order, ready when accepting"
+done
 expand() {
     systemd-analyze syscall-filter "$1" | awk 'NR > 1 && $1 !~ /^#/ && NF { print $1 }' |
     while read -r s; do
