@@ -44,7 +44,7 @@ bl_sdnotify(const char *state)
         return -errno;
     }
     n = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (const struct sockaddr *)&sa, salen);
-    rc = n < 0 ? -errno : 1;
+    rc = n < 0 ? -errno : 0;
     close(fd);
     return rc;
 }

@@ -69,9 +69,9 @@ test_path_socket(void **state)
     snprintf(path, sizeof(path), "%s/notify", dir);
     fd = listen_dgram(path);
     setenv("NOTIFY_SOCKET", path, 1);
-    assert_int_equal(bl_sdnotify("READY=1"), 1);
+    assert_int_equal(bl_sdnotify("READY=1"), 0);
     recv_expect(fd, "READY=1");
-    assert_int_equal(bl_sdnotify("RELOADING=1\nSTATUS=reloading"), 1);
+    assert_int_equal(bl_sdnotify("RELOADING=1\nSTATUS=reloading"), 0);
     recv_expect(fd, "RELOADING=1\nSTATUS=reloading");
     /* nothing else was sent */
     {
@@ -98,7 +98,7 @@ test_abstract_socket(void **state)
     snprintf(name, sizeof(name), "@blogscale-test-sdnotify-%ld", (long)getpid());
     fd = listen_dgram(name);
     setenv("NOTIFY_SOCKET", name, 1);
-    assert_int_equal(bl_sdnotify("STOPPING=1"), 1);
+    assert_int_equal(bl_sdnotify("STOPPING=1"), 0);
     recv_expect(fd, "STOPPING=1");
     close(fd);
     assert_int_equal(bl_sdnotify("READY=1"), -ECONNREFUSED);

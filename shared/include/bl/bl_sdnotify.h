@@ -11,8 +11,8 @@
 
 /*
  * Sends <state> (e.g. "READY=1", or several lines joined by '\n') to $NOTIFY_SOCKET.
- * Returns 1 when sent, 0 when NOTIFY_SOCKET is unset or empty (not started by systemd
- * with Type=notify: nothing to do), or a negative errno: -EINVAL for a NULL or empty
+ * Returns 0 when sent or when NOTIFY_SOCKET is unset or empty (not started by systemd
+ * with Type=notify: nothing to do), else a negative errno: -EINVAL for a NULL or empty
  * <state>, -EAFNOSUPPORT for an address that is neither a path nor "@name" (vsock is not
  * supported), -ENAMETOOLONG, or the socket()/sendto() error. Never blocks for long (a
  * datagram to a local socket), allocates nothing, safe from any thread. The caller logs
