@@ -40,6 +40,14 @@ install(FILES ${BL_PKG_DIR}/monitoring/prometheus.yml ${BL_PKG_DIR}/monitoring/a
               ${BL_PKG_DIR}/monitoring/grafana-dashboard.json
         DESTINATION share/blogscale/monitoring COMPONENT system EXCLUDE_FROM_ALL)
 
+# blog-ctld's default scale hooks (issue 8), from ctl/hooks/ or packaging/hooks/ once they
+# exist: /usr/lib/blogscale/hooks/ (the path DESIGN §6 shows for autoscale.scale_up).
+file(GLOB BL_PKG_HOOKS ${PROJECT_SOURCE_DIR}/ctl/hooks/* ${BL_PKG_DIR}/hooks/*)
+if(BL_PKG_HOOKS)
+    install(PROGRAMS ${BL_PKG_HOOKS} DESTINATION lib/blogscale/hooks
+            COMPONENT system EXCLUDE_FROM_ALL)
+endif()
+
 # /usr/share/doc/blogscale: copyright, a Debian-format changelog (lintian requires both),
 # the operator docs and examples.
 set(BL_PKG_VERSION ${PROJECT_VERSION})
