@@ -547,7 +547,8 @@ apply_message(struct node_inval *iv, const char *s, size_t len)
     uint64_t now_us, now_ms = bl_time_mono_ms();
 
     if (node_inval_decode(s, len, &m) != 0) {
-        bl_log(BL_LOG_WARN, "ignoring a malformed invalidation message (%zu bytes)", len);
+        bl_log(BL_LOG_WARN, "ignoring a malformed invalidation message (%zu bytes): %.*s", len,
+               (int)(len < 160 ? len : 160), s);
         return;
     }
     if (m.boot == iv->boot && strcmp(m.origin, iv->origin) == 0) {

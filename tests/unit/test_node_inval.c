@@ -362,13 +362,13 @@ metric(struct bl_metrics *reg, const char *name)
 }
 
 static void
-publish_raw(struct env *e, const char *msg)
+publish_raw(struct env *e, const char *msg, size_t len)
 {
     redisContext *c = redis_cli(e);
     redisReply *r;
 
     assert_non_null(c);
-    r = redisCommand(c, "PUBLISH blogscale:t:inval %s", msg);
+    r = redisCommand(c, "PUBLISH blogscale:t:inval %b", msg, len);
     assert_non_null(r);
     freeReplyObject(r);
     redisFree(c);
@@ -379,6 +379,7 @@ test_live_delivery(void **state)
 {
     struct env e;
     long ms;
+    size_t n;
     char msg[512];
     struct node_inval_msg m = {.version = 1, .boot = 77, .ts_us = 1};
 
@@ -419,20 +420,22 @@ test_live_delivery(void **state)
     fill(e.c2, ID2, 1);
     for (uint64_t s = 1; s <= 2; s++) {
         m.seq = s;
-        assert_true(node_inval_encode(&m, msg, sizeof(msg)) > 0);
-        publish_raw(&e, msg);
+        n = node_inval_encode(&m, msg, sizeof(msg));
+        assert_true(n > 0);
+        publish_raw(&e, msg, n);
     }
     sleep_ms(100);
     assert_true(cached(e.c2, ID2));
     assert_true(metric(e.r2, "blog_node_cache_seq_gaps_total") == 0);
     m.seq = 5;
-    assert_true(node_inval_encode(&m, msg, sizeof(msg)) > 0);
-    publish_raw(&e, msg);
+    n = node_inval_encode(&m, msg, sizeof(msg));
+    assert_true(n > 0);
+    publish_raw(&e, msg, n);
     assert_true(WAIT_UNTIL(!cached(e.c2, ID2), 2000) >= 0);
     assert_true(metric(e.r2, "blog_node_cache_seq_gaps_total") == 1);
     /* garbage on the channel is ignored, the link stays up */
     fill(e.c2, ID2, 1);
-    publish_raw(&e, "not json");
+    publish_raw(&e, "not json", 8);
     sleep_ms(100);
     assert_true(cached(e.c2, ID2));
     assert_true(node_inval_subscribed(e.i2));
