@@ -300,16 +300,18 @@ detach(struct lb_conn *c, int reuse)
 static void
 rid_generate(struct lb_conn *c)
 {
-    static const char hex[] = "0123456789abcdef";
-    struct lb_worker *w = c->w;
-    uint64_t n = ++w->rid_ctr;
+    char *r = c->w->rid_next;
 
-    memcpy(c->rid, w->rid_prefix, 10);
+    /* increment the hex counter in place (an odometer: usually one digit changes) */
     for (int i = 23; i >= 10; i--) {
-        c->rid[i] = hex[n & 15];
-        n >>= 4;
+        if (r[i] == 'f') {
+            r[i] = '0';
+            continue;
+        }
+        r[i] = r[i] == '9' ? 'a' : (char)(r[i] + 1);
+        break;
     }
-    c->rid[24] = '\0';
+    memcpy(c->rid, r, 25);
     c->rid_len = 24;
     c->rid_ours = 1;
 }

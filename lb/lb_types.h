@@ -258,8 +258,8 @@ struct lb_worker {
     char *scratch;                      /* head rewriting extras */
     uint64_t rng;                       /* xorshift state */
     uint32_t rr;                        /* round-robin cursor */
-    uint64_t rid_ctr;
-    char rid_prefix[11];                /* 8 random hex + 2 hex worker id */
+    char rid_next[25];                  /* next X-Request-Id: 8 random hex + 2 hex worker
+                                         * id + a 14-hex-digit counter, incremented in place */
     struct lb_budget budget;
     struct lb_wmetrics *m;
     int stopping;                       /* 1 drain, 2 force close */

@@ -213,8 +213,8 @@ lb_worker_init(struct lb_worker *w, struct lb_proc *p, uint32_t id)
         seed = (uint64_t)getpid() * 0x9E3779B97F4A7C15ull ^ (uint64_t)ev_time();
     }
     w->rng = seed | 1;
-    snprintf(w->rid_prefix, sizeof(w->rid_prefix), "%08x%02x", (unsigned)(seed >> 32),
-             id & 0xff);
+    snprintf(w->rid_next, sizeof(w->rid_next), "%08x%02x%014x", (unsigned)(seed >> 32),
+             id & 0xff, 0u);
     w->nls = (uint32_t)lc->nlisteners;
     w->ls = bl_xcalloc(w->nls ? w->nls : 1, sizeof(*w->ls));
     for (uint32_t i = 0; i < w->nls; i++) {
