@@ -222,8 +222,13 @@ if [ "$MODE" = callgrind ]; then
         ab -q -k -n "$REQUESTS" -c 16 "http://127.0.0.1:$LB_PORT$path" >"$TMP/ab.out"
         grep -E "Failed requests|Non-2xx" "$TMP/ab.out" || true
         callgrind_control -d "$VG_PID" >/dev/null
-        sleep 0.5
-        dump=$(ls -t "$TMP"/callgrind.out.* | head -1)
+        # wait for the dump to be complete (its last line is "totals: N")
+        dump=""
+        for _ in $(seq 1 300); do
+            dump=$(ls -t "$TMP"/callgrind.out.*.* 2>/dev/null | head -1)
+            [ -n "$dump" ] && grep -q '^totals:' "$dump" && break
+            sleep 0.1
+        done
         ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}')
         printf "blog-lb %-36s %s Ir / %s requests = %s instructions per request\n" "$path" \
             "$ir" "$REQUESTS" "$(awk -v a="$ir" -v n="$REQUESTS" 'BEGIN {printf "%.0f", a / n}')"
