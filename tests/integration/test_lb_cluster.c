@@ -3,6 +3,8 @@
  *  - the same id always lands on the same node (X-Blog-Node), and that node is the id's
  *    Maglev owner over the node names (checked against shared/bl_maglev independently);
  *  - writes go to the owner and are read back through the LB;
+ *  - pipelined GETs answered in order, Expect: 100-continue, slowloris cut at
+ *    header_timeout while other clients are served, all with blog-node behind;
  *  - an LB given 2 of the 3 nodes moves only the third node's ids, and so does SIGHUP
  *    with 2 of the 3 nodes in the file (and back);
  *  - kill -9 of one node under a steady GET load: no failed GET (retries), the node is
@@ -40,6 +42,7 @@ static int g_port, g_admin, g_port2, g_admin2;
 static pid_t g_lb;
 static char g_ids[NIDS][25];
 static int g_owner[NIDS];           /* index in g_nodes seen through the 3-node LB */
+static char g_posts[5][32];         /* ids of posts created through the LB */
 
 static void
 node_start(struct node *n)
@@ -84,7 +87,7 @@ write_conf(const char *path, int port, int admin, int nnodes)
              "  access_log: false\n"
              "  health: {interval: 250ms, timeout: 1s, rise: 2, fall: 2}\n"
              "  balance: {retries: 1, retry_budget: 0.2}\n"
-             "  limits: {connect_timeout: 300ms, response_timeout: 5s}\n"
+             "  limits: {connect_timeout: 300ms, response_timeout: 5s, header_timeout: 1s}\n"
              "nodes:\n%s"
              "log: {level: info}\n",
              tok, g_dir, port, admin, nodes);
@@ -217,6 +220,7 @@ test_writes_to_owner(void **state)
         assert_non_null(loc);
         assert_int_equal(strncmp(loc, "/posts/", 7), 0);
         snprintf(id, sizeof(id), "%s", loc + 7);
+        snprintf(g_posts[k], sizeof(g_posts[k]), "%s", id);
         free(loc);
         bl_h_resp_free(r);
         /* read back through the LB, from the id's owner */
@@ -309,6 +313,100 @@ test_reload_node_set(void **state)
         assert_int_equal(owner_via(g_port, g_ids[i]), g_owner[i]);
     }
     assert_true(bl_h_alive(g_lb, NULL));
+}
+
+static int
+until_n_bodies(const char *b, size_t n, int want)
+{
+    /* complete responses: every post body ends with "version":N} */
+    (void)n;
+    return it_count(b, "\"version\":") >= want && b[strlen(b) - 1] == '}';
+}
+
+static int
+until_three_posts(const char *b, size_t n)
+{
+    return until_n_bodies(b, n, 3);
+}
+
+static int
+until_head_end(const char *b, size_t n)
+{
+    (void)n;
+    return strstr(b, "\r\n\r\n") != NULL;
+}
+
+static int
+until_json_end(const char *b, size_t n)
+{
+    (void)n;
+    return strstr(b, "\r\n\r\n") != NULL && b[strlen(b) - 1] == '}';
+}
+
+/* Pipelining, 100-continue and slowloris end to end with blog-node behind the LB. */
+static void
+test_protocol_end_to_end(void **state)
+{
+    static char buf[65536], req[2048];
+    const char *p0, *p1, *p2;
+    char auth[64];
+    const char *body = "{\"title\":\"continue\",\"body\":\"100\",\"author\":\"it\",\"tags\":[]}";
+    int fd, closed, slow[4];
+    size_t off = 0;
+    long t0;
+
+    (void)state;
+    /* three GETs in one write: three answers, in order */
+    for (int i = 0; i < 3; i++) {
+        off += (size_t)snprintf(req + off, sizeof(req) - off,
+                                "GET /posts/%s HTTP/1.1\r\nHost: it\r\n\r\n", g_posts[i]);
+    }
+    fd = it_connect(g_port);
+    assert_true(fd >= 0);
+    assert_int_equal(it_send(fd, req, off), 0);
+    it_recv(fd, buf, sizeof(buf), 5000, until_three_posts, &closed);
+    assert_int_equal(it_count(buf, "HTTP/1.1 200 OK"), 3);
+    p0 = strstr(buf, g_posts[0]);
+    p1 = strstr(buf, g_posts[1]);
+    p2 = strstr(buf, g_posts[2]);
+    assert_non_null(p0);
+    assert_non_null(p1);
+    assert_non_null(p2);
+    assert_true(p0 < p1 && p1 < p2);
+
+    /* Expect: 100-continue on the same connection: 100 first, then 201 */
+    snprintf(auth, sizeof(auth), "Bearer %s", TOKEN);
+    off = (size_t)snprintf(req, sizeof(req),
+                           "POST /posts HTTP/1.1\r\nHost: it\r\nAuthorization: %s\r\n"
+                           "Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                           "Content-Length: %zu\r\n\r\n", auth, strlen(body));
+    assert_int_equal(it_send(fd, req, off), 0);
+    it_recv(fd, buf, sizeof(buf), 5000, until_head_end, &closed);
+    assert_int_equal(it_status(buf), 100);
+    assert_int_equal(it_send(fd, body, strlen(body)), 0);
+    it_recv(fd, buf, sizeof(buf), 5000, until_json_end, &closed);
+    assert_int_equal(it_status(buf), 201);
+    assert_non_null(strstr(buf, "\"title\":\"continue\""));
+    close(fd);
+
+    /* slowloris: cut at header_timeout (1 s here) while normal requests are served */
+    t0 = it_now_ms();
+    for (int i = 0; i < 4; i++) {
+        slow[i] = it_connect(g_port);
+        assert_true(slow[i] >= 0);
+        assert_int_equal(it_send(slow[i], "GET /posts HTTP/1.1\r\nHost: it\r\nX-A: ", 36), 0);
+    }
+    for (int i = 0; i < 10; i++) {
+        assert_true(owner_via(g_port, g_ids[i]) >= 0);
+        it_sleep_ms(50);
+    }
+    for (int i = 0; i < 4; i++) {
+        it_recv(slow[i], buf, sizeof(buf), 3000, NULL, &closed);
+        assert_true(closed);
+        assert_int_equal(it_status(buf), 408);
+        close(slow[i]);
+    }
+    assert_true(it_now_ms() - t0 < 2500);
 }
 
 struct loadgen {
@@ -417,6 +515,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_affinity),
         cmocka_unit_test(test_writes_to_owner),
+        cmocka_unit_test(test_protocol_end_to_end),
         cmocka_unit_test(test_remove_node),
         cmocka_unit_test(test_reload_node_set),
         cmocka_unit_test(test_kill_under_load),
