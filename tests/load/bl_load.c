@@ -717,6 +717,13 @@ bl_load_stop(struct bl_load *l)
 }
 
 void
+bl_load_set_duration(struct bl_load *l, int ms)
+{
+    l->o.duration_ms = ms > 0 ? ms : 1;
+    atomic_store(&l->stop, 0);
+}
+
+void
 bl_load_wait(struct bl_load *l)
 {
     if (l->started) {

@@ -105,6 +105,9 @@ int bl_load_start(struct bl_load *l);
 /* Asks a running load to stop (thread-safe); its in-flight requests still complete. */
 void bl_load_stop(struct bl_load *l);
 
+/* Sets the length of the next run (bl_load_run / bl_load_start) to <ms>. */
+void bl_load_set_duration(struct bl_load *l, int ms);
+
 /* Joins the thread of bl_load_start(). */
 void bl_load_wait(struct bl_load *l);
 
