@@ -509,12 +509,12 @@ test_queue_overflow(void **state)
     snprintf(log, sizeof(log), "%s/lbq.log", g_dir);
     write_conf(conf, port, admin,
                "  workers: 1\n"
-               "  limits: {node_max_conns: 1, queue_size: 1, queue_timeout: 700ms}\n",
+               "  limits: {node_max_conns: 1, queue_size: 1, queue_timeout: 1s}\n",
                &be, 1);
     lb = it_lb_start(conf, log, admin);
     for (int i = 0; i < 4; i++) {
         q[i].port = port;
-        q[i].path = "/posts/slow?ms=2000";
+        q[i].path = "/posts/slow?ms=3000";
         pthread_create(&th[i], NULL, qreq_run, &q[i]);
         it_sleep_ms(100);
     }
@@ -524,16 +524,16 @@ test_queue_overflow(void **state)
     for (int i = 0; i < 4; i++) {
         if (q[i].status == 200) {
             n200++;
-            assert_true(q[i].ms >= 1800);
+            assert_true(q[i].ms >= 2800);
         } else {
             assert_int_equal(q[i].status, 503);
             assert_string_equal(q[i].retry_after, "1");
             n503++;
-            if (q[i].ms >= 500) {
+            if (q[i].ms >= 850) {
                 timed_out++;        /* the queued one: 503 after queue_timeout */
-                assert_true(q[i].ms < 1500);
+                assert_true(q[i].ms < 2500);
             } else {
-                assert_true(q[i].ms < 400);  /* queue full: at once */
+                assert_true(q[i].ms < 800);  /* queue full: at once */
             }
         }
     }
