@@ -423,6 +423,19 @@ test_list_walk(void **state)
         assert_true(strcmp(ids[i - 1], ids[i]) > 0);    /* no duplicate ids */
     }
     for (i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+        /*
+         * BLOGSCALE_TEST_STORE_WALK_MIN_LIMIT=N skips the walks with pages smaller than N
+         * (the walk with limit 20 still crosses all 2,500 posts): FerretDB's SQLite backend
+         * scans the whole collection for every `_id < cursor` page (~0.1 s here), so the
+         * 2,858 pages of limits 1 and 7 would take minutes. Set by test_store_mongo.sh.
+         */
+        const char *min = getenv("BLOGSCALE_TEST_STORE_WALK_MIN_LIMIT");
+
+        if (min != NULL && limits[i] < strtoul(min, NULL, 10)) {
+            fprintf(stderr, "# list walk with limit %zu skipped (%s=%s)\n", limits[i],
+                    "BLOGSCALE_TEST_STORE_WALK_MIN_LIMIT", min);
+            continue;
+        }
         walk(f->s, ids, WALK_N, limits[i]);
     }
 
