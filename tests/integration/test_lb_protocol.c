@@ -44,7 +44,7 @@ write_conf(const char *path, int port, int admin, const char *extra_lb, const in
              "lb:\n"
              "  listeners: [{bind: \"127.0.0.1:%d\", mode: http}]\n"
              "  admin: {bind: \"127.0.0.1:%d\", token_sha256: \"%s\"}\n"
-             "  health: {interval: 200ms, timeout: 500ms, rise: 1, fall: 3}\n"
+             "  health: {interval: 200ms, timeout: 2s, rise: 1, fall: 3}\n"
              "  shutdown_timeout: 5s\n"
              "%s"
              "nodes:\n%s"
