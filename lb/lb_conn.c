@@ -1059,8 +1059,11 @@ backend_fail(struct lb_conn *c, enum lb_fail why)
     int status;
 
     /* A pooled connection the node had already closed: not the node's fault. Reconnect
-     * once to the same node (the request never reached it). */
-    if ((why == LB_FAIL_SEND || why == LB_FAIL_RESET) && b != NULL && b->nreq > 1 &&
+     * once to the same node. When the write itself failed the request never reached the
+     * node; when it was written and then the connection died without a byte of answer,
+     * the node may have acted on it, so only an idempotent request is sent again. */
+    if ((why == LB_FAIL_SEND || (why == LB_FAIL_RESET && idempotent(c->req.method))) &&
+        b != NULL && b->nreq > 1 &&
         c->rlen == 0 && !c->resp_started && !c->stale_retry && c->replayable == 1 &&
         c->state != LB_CS_RESP_BODY) {
         struct lb_bconn *nb = NULL;
