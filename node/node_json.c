@@ -363,6 +363,93 @@ append_u64(struct bl_buf *b, uint64_t v)
 
 #define APPEND_LIT(b, s) bl_buf_append((b), (s), sizeof(s) - 1)
 
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* True when one of the 8 bytes of <x> is < 0x20, '"' or '\\' (may not be exact about which). */
+static inline bool
+needs_escape8(uint64_t x)
+{
+    uint64_t lt20 = (x - ONES * 0x20) & ~x;
+    uint64_t q = x ^ (ONES * '"');
+    uint64_t bs = x ^ (ONES * '\\');
+
+    return (((lt20) | ((q - ONES) & ~q) | ((bs - ONES) & ~bs)) & HIGHS) != 0;
+}
+
+int
+node_json_append_str(struct bl_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0, start = 0;
+
+    if (bl_buf_reserve(b, n + 2) != 0) {
+        return -ENOMEM;
+    }
+    b->data[b->len++] = '"';
+    while (i < n) {
+        unsigned char c;
+        char esc[6];
+        size_t elen;
+
+        if (i + 8 <= n) {
+            uint64_t x;
+
+            memcpy(&x, s + i, 8);
+            if (!needs_escape8(x)) {
+                i += 8;
+                continue;
+            }
+        }
+        c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        switch (c) {
+        case '"':
+            esc[0] = '\\';
+            esc[1] = '"';
+            elen = 2;
+            break;
+        case '\\':
+            esc[0] = '\\';
+            esc[1] = '\\';
+            elen = 2;
+            break;
+        case '\n':
+            esc[0] = '\\';
+            esc[1] = 'n';
+            elen = 2;
+            break;
+        case '\r':
+            esc[0] = '\\';
+            esc[1] = 'r';
+            elen = 2;
+            break;
+        case '\t':
+            esc[0] = '\\';
+            esc[1] = 't';
+            elen = 2;
+            break;
+        default:
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            elen = 6;
+            break;
+        }
+        if (bl_buf_append(b, s + start, i - start) != 0 || bl_buf_append(b, esc, elen) != 0) {
+            return -ENOMEM;
+        }
+        start = ++i;
+    }
+    if (bl_buf_append(b, s + start, n - start) != 0 || bl_buf_append(b, "\"", 1) != 0) {
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 int
 node_json_render_post(struct bl_buf *b, const struct node_post *p)
 {
@@ -371,17 +458,17 @@ node_json_render_post(struct bl_buf *b, const struct node_post *p)
     rc |= APPEND_LIT(b, "{\"id\":\"");
     rc |= bl_buf_append(b, p->id, strnlen(p->id, NODE_ID_LEN));
     rc |= APPEND_LIT(b, "\",\"title\":");
-    rc |= bl_buf_append_json_str(b, p->title, strlen(p->title));
+    rc |= node_json_append_str(b, p->title, strlen(p->title));
     rc |= APPEND_LIT(b, ",\"body\":");
-    rc |= bl_buf_append_json_str(b, p->body, strlen(p->body));
+    rc |= node_json_append_str(b, p->body, strlen(p->body));
     rc |= APPEND_LIT(b, ",\"author\":");
-    rc |= bl_buf_append_json_str(b, p->author, strlen(p->author));
+    rc |= node_json_append_str(b, p->author, strlen(p->author));
     rc |= APPEND_LIT(b, ",\"tags\":[");
     for (size_t i = 0; i < p->ntags; i++) {
         if (i > 0) {
             rc |= APPEND_LIT(b, ",");
         }
-        rc |= bl_buf_append_json_str(b, p->tags[i], strlen(p->tags[i]));
+        rc |= node_json_append_str(b, p->tags[i], strlen(p->tags[i]));
     }
     rc |= APPEND_LIT(b, "]");
     rc |= append_time(b, ",\"created_at\":\"", sizeof(",\"created_at\":\"") - 1, p->created_ms);
@@ -418,9 +505,9 @@ node_json_render_error(struct bl_buf *b, const char *code, const char *message)
     int rc = 0;
 
     rc |= bl_buf_append_str(b, "{\"error\":{\"code\":");
-    rc |= bl_buf_append_json_str(b, code, strlen(code));
+    rc |= node_json_append_str(b, code, strlen(code));
     rc |= bl_buf_append_str(b, ",\"message\":");
-    rc |= bl_buf_append_json_str(b, message, strlen(message));
+    rc |= node_json_append_str(b, message, strlen(message));
     rc |= bl_buf_append_str(b, "}}");
     return rc == 0 ? 0 : -ENOMEM;
 }

@@ -8,7 +8,7 @@
 # /proc/PID/stat before and after, divided by the requests wrk completed).
 #
 # usage: tests/bench/node-bench.sh [BUILD_DIR]      (default build-nodeapi, then build)
-# env:   DURATION=10s CONNS=64 NODE_THREADS=1 NPOSTS=10000 ROUNDS=1
+# env:   DURATION=10s CONNS=64 NODE_THREADS=auto NPOSTS=10000 ROUNDS=1
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +27,7 @@ nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
-NODE_THREADS=${NODE_THREADS:-1}
+NODE_THREADS=${NODE_THREADS:-auto}
 NPOSTS=${NPOSTS:-10000}
 ROUNDS=${ROUNDS:-1}
 TOKEN=bench-token

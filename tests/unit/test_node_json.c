@@ -422,6 +422,40 @@ test_render_times(void **state)
     }
 }
 
+/* The 8-bytes-at-a-time escaper writes exactly what bl_buf_append_json_str() writes. */
+static void
+test_append_str(void **state)
+{
+    const char alphabet[] = "ab \"\\\n\r\t\x01\x1f\x7f\xc3\xa9/<>";
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+
+    for (int round = 0; round < 3000; round++) {
+        char s[80];
+        size_t n;
+        struct bl_buf a, b;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        n = (size_t)(x % sizeof(s));
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            /* mostly plain runs, sometimes a special byte */
+            s[i] = (x % 7 == 0) ? alphabet[(x >> 8) % (sizeof(alphabet) - 1)] : (char)('a' + x % 26);
+        }
+        bl_buf_init(&a);
+        bl_buf_init(&b);
+        assert_int_equal(node_json_append_str(&a, s, n), 0);
+        assert_int_equal(bl_buf_append_json_str(&b, s, n), 0);
+        assert_int_equal(a.len, b.len);
+        assert_memory_equal(a.data, b.data, a.len);
+        bl_buf_deinit(&a);
+        bl_buf_deinit(&b);
+    }
+}
+
 static void
 test_request_limit(void **state)
 {
@@ -441,6 +475,7 @@ main(void)
         cmocka_unit_test(test_if_match),
         cmocka_unit_test(test_render),
         cmocka_unit_test(test_render_times),
+        cmocka_unit_test(test_append_str),
         cmocka_unit_test(test_request_limit),
     };
 
