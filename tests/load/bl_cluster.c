@@ -52,14 +52,18 @@ token_digest(char out[65])
     pclose(f);
 }
 
-static void
-write_conf(struct bl_fc *fc, const struct bl_fc_opts *o)
+void
+bl_fc_write_conf(struct bl_fc *fc, unsigned mask)
 {
+    const struct bl_fc_opts *o = &fc->opts;
     char text[8192], digest[65], nodes[2048] = "", redis[96] = "";
     size_t off = 0;
 
     token_digest(digest);
     for (int i = 0; i < fc->nnodes; i++) {
+        if (!(mask & (1u << i))) {
+            continue;
+        }
         off += (size_t)snprintf(nodes + off, sizeof(nodes) - off,
                                 "  - {name: %s, addr: \"127.0.0.1:%d\"}\n", fc->nodes[i].name,
                                 fc->nodes[i].port);
@@ -81,7 +85,7 @@ write_conf(struct bl_fc *fc, const struct bl_fc_opts *o)
              "  access_log: false\n"
              "  health: {%s}\n"
              "  balance: {%s}\n"
-             "  limits: {connect_timeout: 300ms, response_timeout: 2s%s%s}\n"
+             "  limits: {connect_timeout: 300ms, response_timeout: 1s%s%s}\n"
              "  shutdown_timeout: 2s\n"
              "nodes:\n%s"
              "log: {level: info}\n",
@@ -165,7 +169,8 @@ bl_fc_start(struct bl_fc *fc, const struct bl_fc_opts *o)
     fc->lb_port = bl_h_free_port();
     fc->lb_admin = bl_h_free_port();
     snprintf(fc->lb_url, sizeof(fc->lb_url), "http://127.0.0.1:%d", fc->lb_port);
-    write_conf(fc, o);
+    fc->opts = *o;
+    bl_fc_write_conf(fc, ~0u);
     if (fc->redis) {
         bl_fc_redis_start(fc);
     }

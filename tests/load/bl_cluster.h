@@ -46,10 +46,15 @@ struct bl_fc {
     pid_t lb_pid;
     char lb_url[64];
     char lb_log[512];
+    struct bl_fc_opts opts;             /* as given to bl_fc_start (strings not copied) */
 };
 
 /* Writes the config and starts Redis (if asked), every node and the LB. Aborts on failure. */
 void bl_fc_start(struct bl_fc *fc, const struct bl_fc_opts *o);
+
+/* Rewrites the config file listing only the nodes whose bit is set in <mask> (bit i =
+ * node i) in nodes: (then SIGHUP the LB to apply it). */
+void bl_fc_write_conf(struct bl_fc *fc, unsigned mask);
 
 /* (Re)starts node <i> and waits for its /readyz (15 s). Aborts on failure. */
 void bl_fc_node_start(struct bl_fc *fc, int i);
