@@ -9,6 +9,7 @@ so tests can inspect what the LB forwarded. Special paths:
   /readyz                 200 (or 503 while the file given by --down-file exists)
   .../slow?ms=N           waits N ms before answering
   .../chunked             answers with a chunked body
+  ...?die=FILE            exits at once without answering unless FILE exists (creates it)
 Keep-alive (HTTP/1.1) and Expect: 100-continue are supported (http.server does both).
 """
 import argparse
@@ -54,6 +55,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         delay = self.server.delay_ms
         q = parse_qs(url.query)
+        if "die" in q and not os.path.exists(q["die"][0]):
+            # crash in the middle of a request, once (the marker file says it happened)
+            open(q["die"][0], "w").close()
+            os._exit(1)
         if url.path.endswith("/slow"):
             delay = int(q.get("ms", ["500"])[0])
         if delay:

@@ -4,7 +4,8 @@
  * hop-by-hop stripping, X-Forwarded-For/-Proto, X-Request-Id, pipelining, 100-continue,
  * chunked and large streamed bodies, HTTP/1.0 keep-alive, Connection: close, parser
  * rejections, slowloris cut at header_timeout, queue overflow and timeout (503 +
- * Retry-After), admin token, graceful SIGTERM.
+ * Retry-After), client limits, retries (GET re-sent, POST never), admin token, graceful
+ * SIGTERM.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -615,6 +616,101 @@ test_client_limits(void **state)
     bl_h_stop(lb, SIGTERM, 5000);
 }
 
+/* ---- retries: GET goes to the next node, POST never does ---------------------------- */
+
+static void
+test_retries(void **state)
+{
+    char conf[1024], log[1024], url[1200], marker[1100], *node;
+    int port = bl_h_free_port(), admin = bl_h_free_port(), be[2];
+    pid_t bp[2], lb;
+    struct bl_h_resp *r;
+    const char *names[2] = { "d1", "d2" };
+    int dead;
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        be[i] = bl_h_free_port();
+        bp[i] = it_backend(g_dir, names[i], be[i], NULL, NULL);
+    }
+    snprintf(conf, sizeof(conf), "%s/lbr.yaml", g_dir);
+    snprintf(log, sizeof(log), "%s/lbr.log", g_dir);
+    {
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "cluster: {name: it}\nnode: {cache: {enabled: false}}\n"
+                 "lb:\n  listeners: [{bind: \"127.0.0.1:%d\", mode: http}]\n"
+                 "  admin: {bind: \"127.0.0.1:%d\", metrics_public: true}\n  workers: 1\n"
+                 "  health: {interval: 200ms, timeout: 2s, rise: 1, fall: 3}\n"
+                 "  balance: {retries: 1}\n"
+                 "nodes:\n  - {name: d1, addr: \"127.0.0.1:%d\"}\n"
+                 "  - {name: d2, addr: \"127.0.0.1:%d\"}\n",
+                 port, admin, be[0], be[1]);
+        bl_h_write_file(conf, text);
+    }
+    lb = it_lb_start(conf, log, admin);
+    /* warm the pools a little */
+    for (int i = 0; i < 4; i++) {
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/posts/w%d", port, i);
+        r = bl_h_http("GET", url, NULL, NULL, 0);
+        assert_int_equal(r->status, 200);
+        bl_h_resp_free(r);
+    }
+    /* the node crashes in the middle of a GET: the client still gets a 200 */
+    snprintf(marker, sizeof(marker), "%s/die-get", g_dir);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/posts/g1?die=%s", port, marker);
+    r = bl_h_http("GET", url, NULL, NULL, 0);
+    assert_int_equal(r->status, 200);
+    node = bl_h_header(r, "X-Blog-Node");
+    assert_non_null(node);
+    bl_h_resp_free(r);
+    {
+        long t0 = it_now_ms();
+        while (bl_h_alive(bp[0], NULL) && bl_h_alive(bp[1], NULL) && it_now_ms() - t0 < 3000) {
+            it_sleep_ms(20);
+        }
+    }
+    dead = bl_h_alive(bp[0], NULL) ? 1 : 0;
+    assert_false(bl_h_alive(bp[dead], NULL));
+    assert_true(bl_h_alive(bp[1 - dead], NULL));
+    assert_string_equal(node, names[1 - dead]);            /* answered by the survivor */
+    free(node);
+    assert_true(it_metric(admin, "blog_lb_retries_total", NULL) >= 1.0);
+    /* bring it back */
+    bp[dead] = it_backend(g_dir, names[dead], be[dead], NULL, NULL);
+    {
+        char series[64];
+        long t0 = it_now_ms();
+        snprintf(series, sizeof(series), "blog_lb_node_up{node=\"%s\"}", names[dead]);
+        while (it_metric(admin, series, NULL) != 1.0 && it_now_ms() - t0 < 5000) {
+            it_sleep_ms(50);
+        }
+        assert_true(it_metric(admin, series, NULL) == 1.0);
+    }
+    /* the node crashes in the middle of a POST: 502, never sent to the other node */
+    snprintf(marker, sizeof(marker), "%s/die-post", g_dir);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/posts?die=%s", port, marker);
+    r = bl_h_http("POST", url, NULL, "{}", 2);
+    assert_int_equal(r->status, 502);
+    assert_non_null(strstr(r->body, "bad_gateway"));
+    bl_h_resp_free(r);
+    {
+        long t0 = it_now_ms();      /* the crashed process may take a moment to be reaped */
+        while (bl_h_alive(bp[0], NULL) && bl_h_alive(bp[1], NULL) && it_now_ms() - t0 < 3000) {
+            it_sleep_ms(20);
+        }
+    }
+    if (bl_h_alive(bp[0], NULL) && bl_h_alive(bp[1], NULL)) {
+        char *text = bl_h_read_file(log, NULL);
+        fprintf(stderr, "502 but no node died; LB log:\n%s\n", text ? text : "");
+        fail();
+    }
+    bl_h_stop(lb, SIGTERM, 5000);
+    for (int i = 0; i < 2; i++) {
+        bl_h_stop(bp[i], SIGTERM, 2000);
+    }
+}
+
 /* ---- graceful shutdown ---------------------------------------------------------- */
 
 static void
@@ -666,6 +762,7 @@ main(void)
         cmocka_unit_test(test_admin_token),
         cmocka_unit_test(test_queue_overflow),
         cmocka_unit_test(test_client_limits),
+        cmocka_unit_test(test_retries),
         cmocka_unit_test(test_graceful_sigterm),   /* last: stops the shared LB */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
