@@ -19,6 +19,7 @@ test_pkgs=(
     clang libclang-rt-14-dev
     prometheus valgrind python3 procps iproute2 psmisc apache2-utils
     lintian rpm strace systemd
+    jq
 )
 
 want=("${build_pkgs[@]}" "${runtime_pkgs[@]}")
