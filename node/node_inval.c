@@ -85,6 +85,8 @@ struct node_inval {
     uint64_t seq;                       /* last sequence number used */
     struct queued *queue;               /* ring of NODE_INVAL_QUEUE_MAX */
     size_t qhead, qlen;
+    atomic_size_t qlen_seen;            /* qlen for /metrics without the lock (a PUBLISH may
+                                           hold it for its 300 ms timeout) */
     uint64_t dropped;                   /* queue overflows */
 
     struct bl_metric *m_sent, *m_received, *m_pub_fail, *m_delay, *m_gaps, *m_resubs, *m_ignored;
@@ -326,6 +328,7 @@ queue_push_locked(struct node_inval *iv, const char *msg, size_t len)
     memcpy(q->msg, msg, len);
     q->len = len;
     iv->qlen++;
+    atomic_store(&iv->qlen_seen, iv->qlen);
 }
 
 static void
@@ -419,6 +422,7 @@ pub_open(struct node_inval *iv)
         iv->qhead = (iv->qhead + 1) % NODE_INVAL_QUEUE_MAX;
         iv->qlen--;
     }
+    atomic_store(&iv->qlen_seen, iv->qlen);
     if (iv->pub != NULL && iv->qlen == 0) {
         atomic_store(&iv->writable, true);
     }
@@ -833,12 +837,8 @@ static double
 queue_fn(void *arg)
 {
     struct node_inval *iv = arg;
-    size_t n;
 
-    pthread_mutex_lock(&iv->pub_lock);
-    n = iv->qlen;
-    pthread_mutex_unlock(&iv->pub_lock);
-    return (double)n;
+    return (double)atomic_load(&iv->qlen_seen);
 }
 
 static void
