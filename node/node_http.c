@@ -133,6 +133,10 @@ node_http_send(struct node_ctx *ctx, unsigned status, struct MHD_Response *resp)
         return MHD_NO;
     }
     MHD_add_response_header(resp, "X-Blog-Node", ctx->srv->name);
+    if (BL_UNLIKELY(atomic_load_explicit(&ctx->srv->stopping, memory_order_relaxed))) {
+        /* draining: move keep-alive clients (an LB's pool) off this process */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
     ret = MHD_queue_response(ctx->conn, status, resp);
     MHD_destroy_response(resp);
     node_metrics_request(ctx->srv->metrics, ctx->route, ctx->method, status,
@@ -735,6 +739,7 @@ node_http_quiesce(struct node_server *srv)
     if (srv->mhd == NULL) {
         return;
     }
+    atomic_store(&srv->stopping, true);
     fd = MHD_quiesce_daemon(srv->mhd);
     if (fd != MHD_INVALID_SOCKET) {
         close(fd);

@@ -334,6 +334,7 @@ main(int argc, char **argv)
     srv.post_json_limit = node_json_request_limit(conf->node.limits.post_body);
     pthread_rwlock_init(&srv.auth_lock, NULL);
     atomic_init(&srv.inflight, 0);
+    atomic_init(&srv.stopping, false);
     atomic_init(&srv.tmp_seq, 0);
     if (node_server_set_tokens(&srv, conf) != 0) {
         bl_log(BL_LOG_ERROR, "out of memory");

@@ -40,6 +40,7 @@ struct node_server {
 
     struct MHD_Daemon *mhd;             /* the HTTP daemon */
     atomic_long inflight;               /* requests between their first and last callback */
+    atomic_bool stopping;               /* SIGTERM seen: answers carry Connection: close */
     atomic_ulong tmp_seq;               /* makes upload temp names unique */
 };
 

@@ -1616,6 +1616,8 @@ test_graceful_shutdown(void **state)
     }
     buf[got > 0 ? got : 0] = '\0';
     assert_int_equal(strncmp(buf, "HTTP/1.1 201", 12), 0);
+    /* draining: the answer tells keep-alive clients to go elsewhere */
+    assert_non_null(strcasestr(buf, "\r\nConnection: close\r\n"));
     close(fd);
     st = bl_h_stop(k.pid, SIGTERM, 8000);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
