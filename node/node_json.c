@@ -141,6 +141,27 @@ check_string(json_t *v, const char *name, long min_chars, long max_chars, uint64
     return 0;
 }
 
+/*
+ * Replaces with '?' every byte of <s> that is not part of a valid UTF-8 sequence. jansson's
+ * error text quotes the bytes of the bad token ("... near '<bytes>'"), cut anywhere, and the
+ * message goes into a JSON answer, which must be valid UTF-8.
+ */
+static void
+scrub_utf8(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+
+    while (*p != '\0') {
+        size_t n = *p < 0x80 ? 1 : *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+
+        if (strnlen((const char *)p, n) == n && node_json_utf8_chars((const char *)p, n) == 1) {
+            p += n;
+        } else {
+            *p++ = '?';
+        }
+    }
+}
+
 static char *
 dup_string(json_t *v)
 {
@@ -174,6 +195,7 @@ node_json_parse_post(const char *buf, size_t len, uint64_t post_body_max,
      */
     root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
+        scrub_utf8(jerr.text);
         set_err(err, "invalid_json", "invalid JSON at line %d, column %d: %s", jerr.line,
                 jerr.column, jerr.text);
         return BL_EINVAL;
