@@ -9,6 +9,7 @@
 #include <malloc.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -644,6 +645,91 @@ test_stale_fill_stress(void **state)
     free(s);
 }
 
+/* Many threads over a tiny cache: constant eviction, invalidation and flushes while hits
+ * hold references. Every hit's bytes must still be the ones its key was filled with (a
+ * use after free shows up here, and under ASan/TSan). */
+struct hammer {
+    struct node_cache *c;
+    atomic_bool stop;
+    atomic_long hits, bad;
+};
+
+static void *
+hammer_thread(void *arg)
+{
+    struct hammer *h = arg;
+    char key[NODE_CACHE_KEY_MAX];
+
+    while (!atomic_load(&h->stop)) {
+        unsigned k = (unsigned)(rnd() % 2000);
+        struct node_cache_entry *e;
+        struct node_cache_fill f;
+        size_t klen = (size_t)snprintf(key, sizeof(key), "p%u", k);
+        size_t blen = 64 + k % 700;
+
+        switch (node_cache_lookup(h->c, key, klen, false, 0, &e, &f)) {
+        case NODE_CACHE_HIT:
+            for (size_t i = 0; i < e->len; i++) {
+                if (e->body[i] != (char)('a' + k % 26)) {
+                    atomic_fetch_add(&h->bad, 1);
+                    break;
+                }
+            }
+            if (e->len != blen) {
+                atomic_fetch_add(&h->bad, 1);
+            }
+            if (rnd() % 8 == 0) {
+                sched_yield();          /* hold the reference a little longer */
+            }
+            atomic_fetch_add(&h->hits, 1);
+            node_cache_entry_put(e);
+            break;
+        case NODE_CACHE_MISS:
+            (void)node_cache_fill(h->c, &f, 200, 1, NULL, body_of(blen, (char)('a' + k % 26)),
+                                  blen, NULL);
+            break;
+        case NODE_CACHE_BYPASS:
+            break;
+        }
+        if (rnd() % 512 == 0) {
+            snprintf(key, sizeof(key), "%u", (unsigned)(rnd() % 2000));
+            node_cache_invalidate_post(h->c, key);
+        }
+        if (rnd() % 8192 == 0) {
+            node_cache_flush(h->c);
+        }
+    }
+    return NULL;
+}
+
+static void
+test_concurrent_eviction(void **state)
+{
+    struct hammer h = {0};
+    struct node_cache_stats st;
+    pthread_t t[6];
+
+    (void)state;
+    h.c = mk(256 * 1024, 60000, 2000);      /* ~300 of the 2,000 keys fit */
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, hammer_thread, &h), 0);
+    }
+    sleep_ms(1000);
+    atomic_store(&h.stop, true);
+    for (int i = 0; i < 6; i++) {
+        pthread_join(t[i], NULL);
+    }
+    node_cache_stats(h.c, &st);
+    printf("hammer: %ld hits, %llu evictions, %llu bytes held of a %llu budget\n",
+           atomic_load(&h.hits), (unsigned long long)st.evictions, (unsigned long long)st.bytes,
+           (unsigned long long)st.budget);
+    assert_int_equal(atomic_load(&h.bad), 0);
+    assert_true(atomic_load(&h.hits) > 1000);
+    assert_true(st.evictions > 1000);
+    assert_true(st.bytes <= st.budget);
+    node_cache_destroy(h.c);
+}
+
 /* ---------------------------------------------------------------- hit ratio vs LRU */
 
 #define ZN 100000                        /* distinct keys */
@@ -830,6 +916,7 @@ main(void)
         cmocka_unit_test(test_single_flight_timeout),
         cmocka_unit_test(test_stale_fill_forced_race),
         cmocka_unit_test(test_stale_fill_stress),
+        cmocka_unit_test(test_concurrent_eviction),
         cmocka_unit_test(test_zipf_hit_ratio_vs_lru),
         cmocka_unit_test(test_metrics),
     };
