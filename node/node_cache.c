@@ -36,6 +36,7 @@ struct shard {
     struct node_cache_flight *flights;
     uint64_t budget;
     uint64_t max_charge;                /* larger entries are not cached */
+    void (*aux_destroy)(void *aux);
     uint64_t seq[NODE_CACHE_SEQ_BUCKETS];
     /* written under the lock, read without it by node_cache_stats */
     _Atomic uint64_t bytes, entries, hits, misses, shared, stale, evictions, expired, timeouts;
@@ -153,6 +154,7 @@ node_cache_create(const struct node_cache_opts *opts)
         sh->mask = nb - 1;
         sh->budget = per > tbytes ? per - tbytes : 0;
         sh->max_charge = sh->budget / 4;
+        sh->aux_destroy = opts->aux_destroy;
         c->budget += sh->budget;
         pthread_mutex_init(&sh->lock, NULL);
     }
@@ -205,6 +207,14 @@ unlink_locked(struct shard *sh, struct node_cache_entry *e)
     }
     e->hnext = e->newer = e->older = NULL;
     e->linked = false;
+    if (e->aux != NULL) {
+        void *aux = e->aux;
+
+        e->aux = NULL;
+        if (sh->aux_destroy != NULL) {
+            sh->aux_destroy(aux);
+        }
+    }
     stat_add(&sh->bytes, -(int64_t)e->charge);
     stat_add(&sh->entries, -1);
     node_cache_entry_put(e);
@@ -493,6 +503,21 @@ node_cache_fill(struct node_cache *c, struct node_cache_fill *fill, unsigned sta
     } else {
         node_cache_entry_put(e);
     }
+    return rc;
+}
+
+int
+node_cache_entry_with_aux(struct node_cache *c, struct node_cache_entry *e,
+                          int (*fn)(struct node_cache_entry *e, void **aux, void *arg), void *arg)
+{
+    struct shard *sh = shard_of(c, e->hash);
+    int rc = BL_ENOTFOUND;
+
+    pthread_mutex_lock(&sh->lock);
+    if (e->linked) {
+        rc = fn(e, &e->aux, arg);
+    }
+    pthread_mutex_unlock(&sh->lock);
     return rc;
 }
 

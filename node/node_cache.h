@@ -58,6 +58,8 @@ struct node_cache_entry {
     uint64_t expires_ns;                /* monotonic deadline (TTL) */
     size_t charge;                      /* bytes counted against the budget */
     char etag[NODE_CACHE_ETAG_MAX];     /* quoted strong ETag, "" when none */
+    void *aux;                          /* the caller's object bound to the cached entry
+                                           (node_cache_entry_with_aux; shard lock) */
     char *body;                         /* the response bytes (owned) */
     size_t len;
     size_t klen;
@@ -70,6 +72,9 @@ struct node_cache_opts {
     uint64_t negative_ttl_ms;           /* cache.negative_ttl (0: 404s are not cached) */
     unsigned shards;                    /* power of two <= 64; 0 = automatic */
     uint64_t flight_timeout_ms;         /* how long a miss waits for another's fill; 0 = 1000 */
+    /* releases an entry's aux object when the entry leaves the cache (under the shard
+     * lock; must not call back into the cache); NULL when aux is not used */
+    void (*aux_destroy)(void *aux);
 };
 
 /* A miss the caller must complete with node_cache_fill() or node_cache_fill_abort(). */
@@ -157,6 +162,18 @@ int node_cache_fill(struct node_cache *c, struct node_cache_fill *fill, unsigned
 
 /* Completes a MISS that could not be filled (store error): waiters read the store. */
 void node_cache_fill_abort(struct node_cache *c, struct node_cache_fill *fill);
+
+/*
+ * Runs <fn>(<e>, &<e>->aux, <arg>) under <e>'s shard lock while <e> is still in the cache
+ * and returns what <fn> returned; returns BL_ENOTFOUND without calling <fn> once <e> was
+ * evicted, invalidated or never inserted. <fn> may create the aux object (it then belongs
+ * to the cache, which passes it to opts->aux_destroy when the entry leaves) and use it
+ * while the lock guarantees it stays alive. blog-node keeps a ready libmicrohttpd response
+ * per entry there, so a hit allocates nothing. <fn> must not call back into the cache.
+ */
+int node_cache_entry_with_aux(struct node_cache *c, struct node_cache_entry *e,
+                              int (*fn)(struct node_cache_entry *e, void **aux, void *arg),
+                              void *arg);
 
 /* Takes another reference on <e>. */
 void node_cache_entry_get(struct node_cache_entry *e);

@@ -30,6 +30,7 @@
 #include "node_http.h"
 #include "node_inval.h"
 #include "node_json.h"
+#include "node_posts.h"
 #include "node_metrics.h"
 #include "node_server.h"
 #include "node_store.h"
@@ -371,7 +372,8 @@ main(int argc, char **argv)
     if (conf->node.cache.enabled) {
         struct node_cache_opts co = {.size = conf->node.cache.size,
                                      .ttl_ms = conf->node.cache.ttl_ms,
-                                     .negative_ttl_ms = conf->node.cache.negative_ttl_ms};
+                                     .negative_ttl_ms = conf->node.cache.negative_ttl_ms,
+                                     .aux_destroy = node_posts_response_release};
 
         srv.cache = node_cache_create(&co);
         if (srv.cache == NULL || node_cache_register_metrics(srv.cache, srv.metrics->reg) != 0) {

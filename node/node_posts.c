@@ -107,6 +107,55 @@ entry_release(void *cls)
     node_cache_entry_put(cls);
 }
 
+void
+node_posts_response_release(void *resp)
+{
+    MHD_destroy_response(resp);
+}
+
+struct shared_hit {
+    struct node_ctx *ctx;
+    unsigned status;
+    enum MHD_Result ret;
+};
+
+/*
+ * Under the entry's shard lock (node_cache_entry_with_aux): queues the entry's ready
+ * response, building it on the first hit. The response holds one reference on the entry
+ * (dropped by its free callback) and the cache holds the response until the entry leaves
+ * (node_posts_response_release), so a hit allocates nothing and the bytes outlive every
+ * connection still sending them.
+ */
+static int
+queue_shared(struct node_cache_entry *e, void **aux, void *arg)
+{
+    struct shared_hit *h = arg;
+    struct MHD_Response *resp = *aux;
+
+    if (resp == NULL) {
+        node_cache_entry_get(e);
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(e->len, e->body,
+                                                                      entry_release, e);
+        if (resp == NULL) {
+            node_cache_entry_put(e);
+            return -ENOMEM;
+        }
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "application/json; charset=utf-8");
+        if (e->status == MHD_HTTP_OK) {
+            if (e->etag[0] != '\0') {
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, e->etag);
+            }
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, NODE_POST_CACHE_CONTROL);
+        }
+        MHD_add_response_header(resp, "X-Cache", "HIT");
+        MHD_add_response_header(resp, "X-Blog-Node", h->ctx->srv->name);
+        *aux = resp;
+    }
+    h->ret = MHD_queue_response(h->ctx->conn, h->status, resp);
+    return 0;
+}
+
 /*
  * Answers from cache entry <e> (our reference is handed to libmicrohttpd, which reads the
  * bytes in place and drops the reference when the response is done): the post (200, or
@@ -119,6 +168,28 @@ answer_entry(struct node_ctx *ctx, struct node_cache_entry *e, bool hit)
     unsigned status = e->status;
     const char *inm;
 
+    if (hit && !atomic_load_explicit(&ctx->srv->stopping, memory_order_relaxed)) {
+        /* The common case: the entry's ready response. It bypasses node_http_send, so its
+         * bookkeeping is repeated here (X-Blog-Node is in the response; while draining,
+         * when node_http_send adds Connection: close, hits take the path below). */
+        struct shared_hit h = {.ctx = ctx, .status = status};
+
+        if (status == MHD_HTTP_OK && e->etag[0] != '\0') {
+            inm = MHD_lookup_connection_value(ctx->conn, MHD_HEADER_KIND,
+                                              MHD_HTTP_HEADER_IF_NONE_MATCH);
+            if (inm != NULL && node_json_none_match(inm, e->etag)) {
+                h.status = MHD_HTTP_NOT_MODIFIED;
+            }
+        }
+        if (node_cache_entry_with_aux(ctx->srv->cache, e, queue_shared, &h) == 0) {
+            node_cache_entry_put(e);
+            ctx->responded = true;
+            node_metrics_request(ctx->srv->metrics, ctx->route, ctx->method, h.status,
+                                 bl_time_mono_ns() - ctx->t0_ns);
+            return h.ret;
+        }
+        /* no longer cached (or no memory): a response of its own */
+    }
     resp = MHD_create_response_from_buffer_with_free_callback_cls(e->len, e->body,
                                                                   entry_release, e);
     if (resp == NULL) {

@@ -33,6 +33,12 @@ struct node_rendered {
 int node_posts_render(struct node_server *srv, const char *id, struct node_rendered *out);
 void node_rendered_deinit(struct node_rendered *r);
 
+/*
+ * Releases a libmicrohttpd response kept by the hot cache next to an entry
+ * (node_cache_opts.aux_destroy).
+ */
+void node_posts_response_release(void *resp);
+
 /* GET|HEAD /posts?limit=&cursor= */
 enum MHD_Result node_posts_list(struct node_ctx *ctx);
 /* GET|HEAD /posts/{id}; <id> as found in the path (validated here: malformed -> 404). */
