@@ -56,6 +56,7 @@ cleanup() {
     [ -n "$DIR" ] && rm -rf "$DIR"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM HUP          # so a killed run (ctest timeout) still cleans up
 
 skip() {
     echo "**************************************************************************"
