@@ -51,6 +51,10 @@ cleanup() {
         wait "$pid" 2>/dev/null
     done
     for ns in $NS_ALL; do
+        # anything still running in our own namespaces is ours
+        for pid in $(ip netns pids "$P$ns" 2>/dev/null); do
+            kill -9 "$pid" 2>/dev/null
+        done
         ip netns del "$P$ns" 2>/dev/null
     done
     [ -n "$DIR" ] && rm -rf "$DIR"
@@ -80,6 +84,14 @@ DIR=$(mktemp -d /tmp/netns_cluster.XXXXXX) || fail "mktemp"
 mkdir -p "$DIR/data"
 
 nsx() { local ns=$1; shift; ip netns exec "$P$ns" "$@"; }
+# spawn NS LOG CMD...: runs CMD in namespace NS in the background, output to LOG; the
+# subshell execs ip, which execs CMD, so $! is CMD's own pid (killed by cleanup)
+spawn() {
+    local ns=$1 out=$2
+    shift 2
+    (exec ip netns exec "$P$ns" "$@") >"$out" 2>&1 &
+    PIDS+=($!)
+}
 
 # ---- topology ----
 ip -n "${P}sw" link set lo up || fail "sw lo"
@@ -144,23 +156,19 @@ wait_http() {   # ns url status timeout_s
     return 1
 }
 
-nsx rd "$REDIS_BIN" --bind "${ADDR[rd]}" --port 6379 --protected-mode no --save "" \
-    --appendonly no --dir "$DIR" \
-    >"$DIR/redis.log" 2>&1 &
-PIDS+=($!)
+spawn rd "$DIR/redis.log" "$REDIS_BIN" --bind "${ADDR[rd]}" --port 6379 --protected-mode no \
+    --save "" --appendonly no --dir "$DIR"
 for ((i = 0; i < 50; i++)); do
     nsx rd redis-cli -h "${ADDR[rd]}" ping 2>/dev/null | grep -q PONG && break
     sleep 0.1
 done
 for n in n1 n2 n3; do
-    nsx "$n" "$NODE_BIN" --config "$DIR/cluster.yaml" --name "$n" >"$DIR/$n.log" 2>&1 &
-    PIDS+=($!)
+    spawn "$n" "$DIR/$n.log" "$NODE_BIN" --config "$DIR/cluster.yaml" --name "$n"
 done
 for n in n1 n2 n3; do
     wait_http cl "http://${ADDR[$n]}:9101/readyz" 200 15 || fail "node $n not ready"
 done
-nsx lb "$LB_BIN" --config "$DIR/cluster.yaml" >"$DIR/lb.log" 2>&1 &
-PIDS+=($!)
+spawn lb "$DIR/lb.log" "$LB_BIN" --config "$DIR/cluster.yaml"
 wait_http cl "http://${ADDR[lb]}:8404/healthz" 200 10 || fail "blog-lb did not start"
 
 metric() {      # series -> value (empty if absent)
@@ -186,9 +194,9 @@ done
 log "cluster up across namespaces: redis on rd, nodes on n1-n3, LB on lb"
 
 # ---- load from the client host, cut n2 off, restore ----
-nsx cl "$LOAD_BIN" --url "http://${ADDR[lb]}:8080" --token "$TOKEN" --conns 8 --rate 250 \
-    --duration-ms 14000 --mix 60,15,12,3,10 --seed-posts 60 --tag netns --verify \
-    --timeout-ms 5000 >"$DIR/load.out" 2>"$DIR/load.log" &
+(exec ip netns exec "${P}cl" "$LOAD_BIN" --url "http://${ADDR[lb]}:8080" --token "$TOKEN" \
+    --conns 8 --rate 250 --duration-ms 14000 --mix 60,15,12,3,10 --seed-posts 60 --tag netns \
+    --verify --timeout-ms 5000) >"$DIR/load.out" 2>"$DIR/load.log" &
 LOAD_PID=$!
 PIDS+=($LOAD_PID)
 sleep 4
