@@ -257,4 +257,18 @@ curl -sS --max-time 10 -o "$tmp/asset.back2" "$N1/assets/$sha"
 cmp -s "$tmp/asset.bin" "$tmp/asset.back2" || fail "asset changed across the restart"
 echo "ok 3 - recovered without a node restart; all $total acknowledged writes present" \
     "($(grep -cx 503 "$tmp/load.status") writes refused with 503 meanwhile)"
+
+# Graceful stop: exit 0, and no sanitizer report in the logs (when built with BLOG_SANITIZE).
+for n in n1 n2; do
+    pid_var=${n}_pid
+    kill -TERM "${!pid_var}"
+    st=0
+    wait "${!pid_var}" || st=$?
+    printf -v "$pid_var" '%s' ""
+    ((st == 0)) || fail "$n exited $st on SIGTERM"
+    if grep -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp/$n.log" >&2; then
+        fail "$n: sanitizer report"
+    fi
+done
+echo "ok 4 - both nodes stop cleanly"
 echo "PASS"
