@@ -130,7 +130,17 @@ node_http_send(struct node_ctx *ctx, unsigned status, struct MHD_Response *resp)
     ctx->responded = true;
     if (resp == NULL) {
         bl_log(BL_LOG_ERROR, "out of memory building a %u response", status);
+        if (ctx->deferred) {
+            ctx->pending = NULL;
+            ctx->pending_status = status;
+            return MHD_YES;
+        }
         return MHD_NO;
+    }
+    if (ctx->deferred) {
+        ctx->pending = resp;
+        ctx->pending_status = status;
+        return MHD_YES;
     }
     MHD_add_response_header(resp, "X-Blog-Node", ctx->srv->name);
     if (BL_UNLIKELY(atomic_load_explicit(&ctx->srv->stopping, memory_order_relaxed))) {
@@ -571,6 +581,180 @@ upload_end(struct node_upload *up)
     }
 }
 
+/*
+ * Writer threads. A store write may wait for an fsync (LMDB commits are durable), which on
+ * an MHD thread would stall every other connection of that thread. So the last callback of
+ * a POST/PUT/DELETE suspends the connection and hands the request to a writer thread, which
+ * runs the same handler with ctx.deferred set (the answer is kept, not queued), then resumes
+ * the connection; MHD calls the access handler again and the answer is queued there.
+ */
+#define NODE_WRITERS 4
+
+struct node_writers {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct node_upload **queue;         /* ring of waiting jobs */
+    size_t cap, head, n;
+    bool stop;
+    pthread_t threads[NODE_WRITERS];
+    int nthreads;
+};
+
+static enum MHD_Result upload_end(struct node_upload *up);
+static enum MHD_Result dispatch_no_body(struct node_ctx *ctx, const char *rest);
+
+static void
+run_job(struct node_upload *up)
+{
+    up->ctx.deferred = true;
+    if (up->is_delete) {
+        (void)node_posts_delete(&up->ctx, up->id);
+    } else {
+        (void)upload_end(up);
+    }
+    atomic_store(&up->job, NODE_JOB_DONE);
+    MHD_resume_connection(up->ctx.conn);
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct node_writers *w = arg;
+
+    for (;;) {
+        struct node_upload *up;
+
+        pthread_mutex_lock(&w->lock);
+        while (w->n == 0 && !w->stop) {
+            pthread_cond_wait(&w->cond, &w->lock);
+        }
+        if (w->n == 0) {
+            pthread_mutex_unlock(&w->lock);
+            return NULL;
+        }
+        up = w->queue[w->head];
+        w->head = (w->head + 1) % w->cap;
+        w->n--;
+        pthread_mutex_unlock(&w->lock);
+        run_job(up);
+    }
+}
+
+/* Queues <up> (its connection already suspended). Returns 0 or -ENOMEM. */
+static int
+writers_submit(struct node_writers *w, struct node_upload *up)
+{
+    pthread_mutex_lock(&w->lock);
+    if (w->n == w->cap) {
+        size_t ncap = w->cap * 2;
+        struct node_upload **q = malloc(ncap * sizeof(*q));
+
+        if (q == NULL) {
+            pthread_mutex_unlock(&w->lock);
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < w->n; i++) {
+            q[i] = w->queue[(w->head + i) % w->cap];
+        }
+        free(w->queue);
+        w->queue = q;
+        w->cap = ncap;
+        w->head = 0;
+    }
+    w->queue[(w->head + w->n) % w->cap] = up;
+    w->n++;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+static struct node_writers *
+writers_start(void)
+{
+    struct node_writers *w = calloc(1, sizeof(*w));
+
+    if (w == NULL) {
+        return NULL;
+    }
+    w->cap = 256;
+    w->queue = malloc(w->cap * sizeof(*w->queue));
+    if (w->queue == NULL) {
+        free(w);
+        return NULL;
+    }
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    for (int i = 0; i < NODE_WRITERS; i++) {
+        if (pthread_create(&w->threads[i], NULL, writer_main, w) != 0) {
+            break;
+        }
+        w->nthreads++;
+    }
+    if (w->nthreads == 0) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->cond);
+        free(w->queue);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Runs the queued jobs to the end, then joins the threads. */
+static void
+writers_stop(struct node_writers *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&w->lock);
+    w->stop = true;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+    for (int i = 0; i < w->nthreads; i++) {
+        pthread_join(w->threads[i], NULL);
+    }
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cond);
+    free(w->queue);
+    free(w);
+}
+
+/*
+ * The last callback of a write: hands it to a writer thread. Returns false when it must
+ * run here instead (no writer threads, or no memory to queue it).
+ */
+static bool
+defer_write(struct node_upload *up)
+{
+    struct node_writers *w = up->ctx.srv->writers;
+
+    if (w == NULL) {
+        return false;
+    }
+    atomic_store(&up->job, NODE_JOB_RUNNING);
+    MHD_suspend_connection(up->ctx.conn);
+    if (writers_submit(w, up) != 0) {
+        MHD_resume_connection(up->ctx.conn);
+        atomic_store(&up->job, NODE_JOB_NONE);
+        return false;
+    }
+    return true;
+}
+
+/* MHD calls again after the resume: queue what the writer thread prepared. */
+static enum MHD_Result
+finish_job(struct node_upload *up)
+{
+    struct node_ctx *ctx = &up->ctx;
+    struct MHD_Response *resp = ctx->pending;
+
+    atomic_store(&up->job, NODE_JOB_NONE);
+    ctx->deferred = false;
+    ctx->pending = NULL;
+    return node_http_send(ctx, ctx->pending_status, resp);
+}
+
 /* True when the request announces a body (a non-zero Content-Length or chunked). */
 static bool
 declares_body(struct MHD_Connection *conn)
@@ -599,9 +783,10 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         struct node_upload *up;
 
         bool takes_body = needs_body(route, m) && method_allowed(route, m);
+        bool is_delete = route == NODE_ROUTE_POST && m == NODE_M_DELETE;
 
         atomic_fetch_add_explicit(&srv->inflight, 1, memory_order_relaxed);
-        if (!takes_body && !declares_body(conn)) {
+        if (!takes_body && !is_delete && !declares_body(conn)) {
             *con_cls = &no_body_marker;
             return MHD_YES;
         }
@@ -617,6 +802,17 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         up->tmp_fd = -1;
         bl_buf_init(&up->json);
         *con_cls = up;
+        if (is_delete) {
+            /* its id is copied now: run by a writer thread, it outlives this callback */
+            up->is_delete = true;
+            snprintf(up->id, sizeof(up->id), "%.*s", (int)BL_MIN(strlen(rest), NODE_ID_LEN), rest);
+            if (strlen(rest) > NODE_ID_LEN) {
+                up->id[0] = '\0';      /* malformed: node_posts_delete answers 404 */
+            }
+            up->draining = declares_body(conn);
+            up->limit = 0;
+            return MHD_YES;
+        }
         if (!takes_body) {
             /* A GET/DELETE/404/405 with a body: read it through (bounded), then answer. */
             up->ignore_body = true;
@@ -642,7 +838,14 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     }
 
     struct node_upload *up = *con_cls;
+    int job = atomic_load(&up->job);
 
+    if (job == NODE_JOB_DONE) {
+        return finish_job(up);
+    }
+    if (job == NODE_JOB_RUNNING) {
+        return MHD_YES;                 /* not ours until the writer resumes it */
+    }
     if (up->failed || up->ctx.responded) {
         *upload_data_size = 0;
         return MHD_YES;
@@ -656,6 +859,12 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
     if (up->ignore_body) {
         up->ctx.route = route_parse(url, &rest);
         return dispatch_no_body(&up->ctx, rest);
+    }
+    if ((up->is_delete || !up->draining) && defer_write(up)) {
+        return MHD_YES;
+    }
+    if (up->is_delete) {
+        return node_posts_delete(&up->ctx, up->id);
     }
     return upload_end(up);
 }
@@ -673,6 +882,10 @@ request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (*con_cls != &no_body_marker) {
         struct node_upload *up = *con_cls;
 
+        if (up->ctx.pending != NULL) {
+            MHD_destroy_response(up->ctx.pending);
+            up->ctx.pending = NULL;
+        }
         if (!up->ctx.responded && !up->ignore_body &&
             toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
             node_metrics_reject(srv->metrics, NODE_REJECT_TRUNCATED);
@@ -704,7 +917,7 @@ int
 node_http_start(struct node_server *srv, int listen_fd, unsigned threads, char **err)
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+                     MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, srv},
         {MHD_OPTION_LISTEN_SOCKET, listen_fd, NULL},
@@ -719,6 +932,10 @@ node_http_start(struct node_server *srv, int listen_fd, unsigned threads, char *
     if (threads <= 1) {
         opts[6].option = MHD_OPTION_END;       /* one thread: no pool */
     }
+    srv->writers = writers_start();
+    if (srv->writers == NULL) {
+        bl_log(BL_LOG_WARN, "no writer threads: store writes run on the HTTP threads");
+    }
     srv->mhd = MHD_start_daemon(flags, 0, NULL, NULL, access_handler, srv,
                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (srv->mhd == NULL) {
@@ -726,6 +943,8 @@ node_http_start(struct node_server *srv, int listen_fd, unsigned threads, char *
 
         *err = bl_xstrdup(m);
         close(listen_fd);
+        writers_stop(srv->writers);
+        srv->writers = NULL;
         return BL_EUNAVAIL;
     }
     return 0;
@@ -749,6 +968,9 @@ node_http_quiesce(struct node_server *srv)
 void
 node_http_stop(struct node_server *srv)
 {
+    /* writers first: a job resumes its connection, which needs the daemon */
+    writers_stop(srv->writers);
+    srv->writers = NULL;
     if (srv->mhd == NULL) {
         return;
     }

@@ -26,7 +26,15 @@ struct node_ctx {
     enum node_route route;
     enum node_method method;
     uint64_t t0_ns;                     /* when handling started (metrics) */
-    bool responded;                     /* a response was queued */
+    bool responded;                     /* a response was queued (or prepared, if deferred) */
+    /*
+     * Set while a writer thread runs the handler: node_http_send() then keeps the response
+     * in <pending> instead of queueing it (MHD queues only on its own thread), and the
+     * access handler queues it when MHD calls again after the resume.
+     */
+    bool deferred;
+    struct MHD_Response *pending;
+    unsigned pending_status;
 };
 
 enum node_body_mode {
@@ -35,7 +43,14 @@ enum node_body_mode {
     NODE_BODY_FILE,                     /* streamed to <tmp_fd> and hashed (POST /assets) */
 };
 
-/* State of a request that carries a body (POST, PUT); freed when MHD completes it. */
+/* A write handed to a writer thread (struct node_upload.job). */
+enum node_job {
+    NODE_JOB_NONE,
+    NODE_JOB_RUNNING,                   /* suspended; a writer thread owns the request */
+    NODE_JOB_DONE,                      /* resumed; ctx.pending holds the answer */
+};
+
+/* State of a request that carries a body (POST, PUT) or a DELETE; freed when MHD completes it. */
 struct node_upload {
     struct node_ctx ctx;
     enum node_body_mode mode;
@@ -48,6 +63,8 @@ struct node_upload {
     void *sha;                          /* EVP_MD_CTX * */
     char content_type[128];             /* NODE_BODY_FILE: lowercased media type */
     bool failed;                        /* an error response was queued; drop the rest */
+    bool is_delete;                     /* DELETE /posts/{id}, run by a writer thread */
+    _Atomic int job;                    /* NODE_JOB_*: where a deferred write stands */
     bool ignore_body;                   /* a request that takes no body sent one: drop it */
     /*
      * Set when the request is refused but its body is still coming: MHD 0.9.75 cannot
@@ -71,7 +88,10 @@ int node_http_start(struct node_server *srv, int listen_fd, unsigned threads, ch
 /* Stops accepting new connections (in-flight requests go on). Idempotent. */
 void node_http_quiesce(struct node_server *srv);
 
-/* Stops the daemon: every connection is closed. NULL daemon is a no-op. */
+/*
+ * Stops the writer threads (the writes they hold finish first), then the daemon: every
+ * connection is closed. Call after node_http_quiesce() and the in-flight wait. Idempotent.
+ */
 void node_http_stop(struct node_server *srv);
 
 /*

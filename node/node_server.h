@@ -22,6 +22,8 @@ struct node_inval;
  * globals besides main's signal descriptor). Created by node_main.c; the fields below the
  * auth lock are fixed after startup, the write tokens are swapped by SIGHUP.
  */
+struct node_writers;
+
 struct node_server {
     struct bl_conf *conf;               /* the config loaded at startup (limits, types, store) */
     struct node_store *store;           /* the store of record */
@@ -39,6 +41,7 @@ struct node_server {
     bool allow_anonymous_writes;        /* cluster.allow_anonymous_writes */
 
     struct MHD_Daemon *mhd;             /* the HTTP daemon */
+    struct node_writers *writers;       /* threads that run store writes off the MHD threads */
     atomic_long inflight;               /* requests between their first and last callback */
     atomic_bool stopping;               /* SIGTERM seen: answers carry Connection: close */
     atomic_ulong tmp_seq;               /* makes upload temp names unique */
