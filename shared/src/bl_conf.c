@@ -89,6 +89,20 @@ _Static_assert(sizeof(enum bl_log_level) == sizeof(int), "enum size");
 
 /* ---------------------------------------------------------------- messages and paths */
 
+/*
+ * Messages are one line (bl_conf.h), but some quote a value as is (a host, a name) and a
+ * quoted YAML scalar may hold "\n" or other control bytes: show those as '?'.
+ */
+static void
+one_line(char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            *s = '?';
+        }
+    }
+}
+
 static int
 conf_verr_at(struct conf_ctx *c, unsigned line, unsigned col, const char *path,
              const char *fmt, va_list ap)
@@ -106,6 +120,7 @@ conf_verr_at(struct conf_ctx *c, unsigned line, unsigned col, const char *path,
     } else {
         snprintf(full, sizeof(full), "%s: %s", c->name, msg);
     }
+    one_line(full);
     c->err = bl_xstrdup(full);
     return BL_ECONF;
 }
@@ -222,6 +237,7 @@ conf_warn(struct conf_ctx *c, const struct bl_conf_yn *at, const char *path, con
 
     snprintf(full, sizeof(full), "%s:%u:%u: %s: %s", c->name, at ? at->line : 1,
              at ? at->col : 1, path, msg);
+    one_line(full);
     conf->warnings = bl_xrealloc(conf->warnings,
                                  (conf->nwarnings + 1) * sizeof(*conf->warnings));
     conf->warnings[conf->nwarnings++] = bl_xstrdup(full);
