@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds every libFuzzer target (clang, -DBLOG_FUZZ=ON) into build-fuzz and runs each one
-# for a bounded time, seeded from tests/fuzz/corpus/<name> (fuzz_lb_http -> corpus/http).
+# for a bounded time, seeded from tests/fuzz/corpus/<name>: fuzz_<prefix>_<name> uses
+# corpus/<prefix>_<name> when it exists (fuzz_node_json -> corpus/node_json), else
+# corpus/<name> (fuzz_lb_http -> corpus/http).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     SECONDS per target, default 60
 #
@@ -43,8 +45,8 @@ ninja -C "$build" -j "$jobs" "${targets[@]}"
 failed=()
 mkdir -p "$build/fuzz-artifacts"
 for t in "${targets[@]}"; do
-    name=${t#fuzz_}
-    name=${name#*_}                       # fuzz_lb_http -> http
+    name=${t#fuzz_}                       # fuzz_node_json -> corpus/node_json if it
+    [ -d "$root/tests/fuzz/corpus/$name" ] || name=${name#*_}   # exists, else fuzz_lb_http -> http
     seeds="$root/tests/fuzz/corpus/$name"
     work="$build/fuzz-corpus/$name"
     mkdir -p "$work"
