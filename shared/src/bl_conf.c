@@ -1636,6 +1636,7 @@ static const struct conf_key autoscale_keys[] = {
         .max = MS_H),
     KEY("bind", set_str, struct bl_conf_autoscale, bind, .flags = CONF_NULLABLE,
         .check = check_addr),
+    KEY("state_file", set_str, struct bl_conf_autoscale, state_file, .flags = CONF_NULLABLE),
 };
 static const struct conf_section autoscale_section =
     SECTION(autoscale_keys, .check = autoscale_check);
@@ -1988,6 +1989,7 @@ bl_conf_destroy(struct bl_conf *conf)
     free(conf->autoscale.scale_up);
     free(conf->autoscale.scale_down);
     free(conf->autoscale.bind);
+    free(conf->autoscale.state_file);
     for (size_t i = 0; i < conf->nwarnings; i++) {
         free(conf->warnings[i]);
     }

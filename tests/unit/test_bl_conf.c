@@ -800,6 +800,27 @@ test_auto_threads(void **state)
     }
 }
 
+/* autoscale.state_file: blog-ctld's state file path, unset = NULL (ctld's default). */
+static void
+test_autoscale_state_file(void **state)
+{
+    struct bl_conf *c;
+    char *err = NULL;
+
+    (void)state;
+    c = load_ok("autoscale: {min: 1, max: 1, state_file: /var/lib/x/ctld.json}\n");
+    assert_string_equal(c->autoscale.state_file, "/var/lib/x/ctld.json");
+    bl_conf_destroy(c);
+    c = load_ok("autoscale: {min: 1, max: 1}\n");
+    assert_null(c->autoscale.state_file);
+    bl_conf_destroy(c);
+    c = load_str("autoscale: {state_file: [a]}\n", &err);
+    assert_null(c);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "state_file"));
+    free(err);
+}
+
 int
 main(void)
 {
@@ -816,6 +837,7 @@ main(void)
         cmocka_unit_test(test_find_node),
         cmocka_unit_test(test_default_path_env),
         cmocka_unit_test(test_auto_threads),
+        cmocka_unit_test(test_autoscale_state_file),
     };
 
     find_source_dir();

@@ -219,6 +219,8 @@ struct bl_conf_autoscale {
     char *scale_down;                   /* autoscale.scale_down: command */
     uint64_t hook_timeout_ms;           /* autoscale.hook_timeout: duration */
     char *bind;                         /* autoscale.bind: ctld metrics listener, NULL = none */
+    char *state_file;                   /* autoscale.state_file: blog-ctld's state (JSON),
+                                           NULL = blog-ctld's default (docs/CTL.md) */
 };
 
 struct bl_conf_cluster {
