@@ -108,16 +108,17 @@ main(int argc, char **argv)
     if (interval_s > 0) {
         uint64_t end = t_start + (uint64_t)o.duration_ms * 1000u;
         while (bl_load_mono_us() + (uint64_t)interval_s * 1000000u <= end + 500000u) {
-            uint64_t t;
+            uint64_t t, p50, p99;
             long n;
             sleep((unsigned)interval_s);
             t = bl_load_mono_us();
             bl_load_stats(l, t_prev, t, &st);
+            p50 = bl_load_pctl(l, 0x1f, t_prev, t, 50, &n);
+            p99 = bl_load_pctl(l, 0x1f, t_prev, t, 99, NULL);
             printf("interval t=%.0fs requests=%ld failed=%ld stale=%ld p50_ms=%.2f p99_ms=%.2f "
                    "ok=%ld\n",
-                   (double)(t - t_start) / 1e6, st.total, st.fail, st.stale,
-                   (double)bl_load_pctl(l, 0x1f, t_prev, t, 50, &n) / 1000.0,
-                   (double)bl_load_pctl(l, 0x1f, t_prev, t, 99, NULL) / 1000.0, n);
+                   (double)(t - t_start) / 1e6, st.total, st.fail, st.stale, (double)p50 / 1000.0,
+                   (double)p99 / 1000.0, n);
             fflush(stdout);
             t_prev = t;
         }
