@@ -18,12 +18,22 @@
 #
 # Environment: GO (the go command; default /usr/local/go/bin/go, then `go` on PATH; Go >=
 # 1.24 is required by FerretDB v1.24), BLOGSCALE_CACHE_DIR (default
-# ${XDG_CACHE_HOME:-$HOME/.cache}/blogscale-test), FERRETDB_BUILD_TIMEOUT (s, default 900).
+# ${XDG_CACHE_HOME:-$HOME/.cache}/blogscale-test, or /tmp/blogscale-test-cache-UID without a
+# writable $HOME), FERRETDB_BUILD_TIMEOUT (s, default 900).
 set -euo pipefail
 
 src_dir=$(cd "$(dirname "$0")/.." && pwd)
 mod_dir=$src_dir/tests/ferretdb
-cache_root=${BLOGSCALE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/blogscale-test}
+home_ok() {
+    [[ -n ${HOME:-} && -d $HOME && -w $HOME ]]
+}
+if [[ -n ${BLOGSCALE_CACHE_DIR:-} ]]; then
+    cache_root=$BLOGSCALE_CACHE_DIR
+elif [[ -n ${XDG_CACHE_HOME:-} ]] || home_ok; then
+    cache_root=${XDG_CACHE_HOME:-$HOME/.cache}/blogscale-test
+else
+    cache_root=${TMPDIR:-/tmp}/blogscale-test-cache-$(id -u)
+fi
 
 die() {
     echo "ferretdb.sh: $*" >&2
@@ -67,7 +77,11 @@ cmd_build() {
     fi
     go=$(find_go) || die "no Go toolchain found (set GO=/path/to/go; Go >= 1.24 is needed to build FerretDB v1.24.2)"
     go_ok "$go" || die "$go is $("$go" env GOVERSION 2>/dev/null || echo '?'); FerretDB v1.24.2 needs Go >= 1.24 (GOTOOLCHAIN=local forbids an automatic toolchain download)"
-    mkdir -p "$(dirname "$bin")"
+    mkdir -p "$(dirname "$bin")" || die "cannot create the cache dir $(dirname "$bin") (set BLOGSCALE_CACHE_DIR)"
+    if ! home_ok; then
+        # No usable $HOME (some CI users): keep Go's module and build caches in ours.
+        export GOPATH=${GOPATH:-$cache_root/gopath} GOCACHE=${GOCACHE:-$cache_root/gocache}
+    fi
     # Two tests may build at once: one builds under the lock, the other waits and reuses it.
     exec 9>"$(dirname "$bin")/.lock"
     flock 9
