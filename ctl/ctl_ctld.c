@@ -31,6 +31,7 @@
 #include "bl/bl_log.h"
 #include "bl/bl_metrics.h"
 #include "bl/bl_net.h"
+#include "bl/bl_sdnotify.h"
 #include "bl/bl_time.h"
 #include "bl/bl_util.h"
 #include "ctl_cmd.h"
@@ -78,6 +79,7 @@ struct ctld {
     /* metrics and status */
     struct bl_metrics *reg;
     struct bl_metric *m_desired, *m_actual, *m_leader, *m_hookfail, *m_rate;
+    struct bl_metric *m_min, *m_max;     /* autoscale.min/max, for "at max" alerts */
     struct bl_metric *m_ev[2][2];       /* [up/down][ok/failed] */
     struct MHD_Daemon *mhd;
     pthread_mutex_t mu;
@@ -96,6 +98,17 @@ struct ctld {
 
 /* ---- signals and waiting ---- */
 
+/* systemd Type=notify (packaging/systemd/blog-ctld.service); a no-op outside systemd. */
+static void
+notify(const char *state)
+{
+    int rc = bl_sdnotify(state);
+
+    if (rc < 0) {
+        bl_log(BL_LOG_WARN, "sd_notify %s: %s", state, strerror(-rc));
+    }
+}
+
 static void
 poll_signals(struct ctld *d)
 {
@@ -105,6 +118,9 @@ poll_signals(struct ctld *d)
         if (si.ssi_signo == SIGHUP) {
             d->reload = true;
         } else {
+            if (!d->stop) {
+                notify("STOPPING=1");
+            }
             d->stop = true;
         }
     }
@@ -1194,6 +1210,10 @@ setup_metrics(struct ctld *d)
                                      "Node count the autoscaler wants (after stabilization).");
     d->m_actual = bl_metrics_simple(d->reg, BL_METRIC_GAUGE, "blog_ctld_actual_nodes",
                                     "Nodes in service on the LBs (not draining).");
+    d->m_min = bl_metrics_simple(d->reg, BL_METRIC_GAUGE, "blog_ctld_min_nodes",
+                                 "autoscale.min of the loaded configuration.");
+    d->m_max = bl_metrics_simple(d->reg, BL_METRIC_GAUGE, "blog_ctld_max_nodes",
+                                 "autoscale.max of the loaded configuration.");
     d->m_rate = bl_metrics_simple(d->reg, BL_METRIC_GAUGE, "blog_ctld_request_rate",
                                   "Cluster request rate of the last interval, requests/s.");
     d->m_leader = bl_metrics_simple(d->reg, BL_METRIC_GAUGE, "blog_ctld_leader",
@@ -1238,6 +1258,8 @@ apply_conf(struct ctld *d)
     set_status(d, "report_only", json_boolean(d->report_only));
     set_status(d, "min", json_integer(d->conf->autoscale.min));
     set_status(d, "max", json_integer(d->conf->autoscale.max));
+    bl_metric_set(d->m_min, d->conf->autoscale.min);
+    bl_metric_set(d->m_max, d->conf->autoscale.max);
     set_status(d, "target_rps_per_node", json_real(d->conf->autoscale.target_rps_per_node));
     set_status(d, "state_file", json_string(d->state_path));
 }
@@ -1272,13 +1294,16 @@ on_signal(struct ev_loop *loop, ev_io *w, int revents)
     }
     if (d->reload) {
         char *err = NULL;
-        struct bl_conf *c = bl_conf_load(d->conf_abs, &err);
+        struct bl_conf *c;
 
+        notify("RELOADING=1");
+        c = bl_conf_load(d->conf_abs, &err);
         d->reload = false;
         if (c == NULL) {
             bl_logf(BL_LOG_ERROR, ((struct bl_log_field[]){ BL_LOG_STR("error", err) }), 1,
                     "SIGHUP: config not reloaded");
             free(err);
+            notify("READY=1");
             return;
         }
         bl_conf_destroy(d->conf);
@@ -1286,6 +1311,7 @@ on_signal(struct ev_loop *loop, ev_io *w, int revents)
         bl_log_set_level(c->log_level);
         apply_conf(d);
         bl_log(BL_LOG_INFO, "SIGHUP: config reloaded (autoscale parameters; windows restart)");
+        notify("READY=1");
     }
 }
 
@@ -1399,6 +1425,7 @@ ctld_run(const struct ctld_opts *o)
     ev_io_init(&sio, on_signal, d->sfd, EV_READ);
     sio.data = d;
     ev_io_start(loop, &sio);
+    notify("READY=1");
     ev_run(loop, 0);
     bl_log(BL_LOG_INFO, "stopping");
     lease_release(d);

@@ -312,7 +312,7 @@ else
         [ -z "$v" ] || fail "systemd-analyze verify $u complains: $v"
     done
     # The check is live: a broken copy is reported.
-    sed 's/^Type=exec/Tpye=exec/' /usr/lib/systemd/system/blog-lb.service >"$tmp/blog-lb.service"
+    sed 's/^Type=/Tpye=/' /usr/lib/systemd/system/blog-lb.service >"$tmp/blog-lb.service"
     v=$(systemd-analyze verify "$tmp/blog-lb.service" 2>&1 || true)
     grep -q "Tpye" <<<"$v" || fail "systemd-analyze verify does not catch a typo: '$v'"
     for u in $units; do
