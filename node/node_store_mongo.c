@@ -187,6 +187,13 @@ client_get(struct mongo_store *s)
     return mongoc_client_pool_pop(s->pool);     /* waits while the pool is exhausted */
 }
 
+/* mongoc_client_pool_pop() waits for a free client; NULL only if it could not make one. */
+static int
+no_client(const char *what)
+{
+    return fail_data(what, "no client from the mongoc pool", NULL);
+}
+
 static void
 client_put(struct mongo_store *s, mongoc_client_t *c)
 {
@@ -253,6 +260,11 @@ mongo_get(struct node_store *base, const char *id, struct node_post *out)
         return fail_nomem("get");
     }
     c = client_get(s);
+    if (c == NULL) {
+        bson_destroy(&filter);
+        bson_destroy(&opts);
+        return no_client("get");
+    }
     coll = mongoc_client_get_collection(c, s->db, COLL_POSTS);
     cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
     if (mongoc_cursor_next(cur, &doc)) {
@@ -319,6 +331,10 @@ mongo_list(struct node_store *base, const char *before_id, size_t limit,
         goto out;
     }
     c = client_get(s);
+    if (c == NULL) {
+        rc = no_client("list");
+        goto out;
+    }
     coll = mongoc_client_get_collection(c, s->db, COLL_POSTS);
     cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
     while (mongoc_cursor_next(cur, &doc)) {
@@ -388,6 +404,10 @@ mongo_insert(struct node_store *base, const struct node_post *p)
         return fail_nomem("insert");
     }
     c = client_get(s);
+    if (c == NULL) {
+        bson_destroy(&doc);
+        return no_client("insert");
+    }
     coll = mongoc_client_get_collection(c, s->db, COLL_POSTS);
     rc = 0;
     if (!mongoc_collection_insert_one(coll, &doc, NULL, NULL, &e)) {
@@ -748,9 +768,14 @@ conditional_write(struct mongo_store *s, const bson_oid_t *oid, struct node_post
                   uint64_t expected_version)
 {
     mongoc_client_t *c = client_get(s);
-    mongoc_collection_t *coll = mongoc_client_get_collection(c, s->db, COLL_POSTS);
+    mongoc_collection_t *coll;
     const char *what = p != NULL ? "replace" : "remove";
     int mode, rc, attempt;
+
+    if (c == NULL) {
+        return no_client(what);
+    }
+    coll = mongoc_client_get_collection(c, s->db, COLL_POSTS);
 
     rc = cas_mode_get(s, c, &mode);
     if (rc != 0) {
@@ -986,6 +1011,10 @@ mongo_asset_put(struct node_store *base, const char *sha256, const char *content
     }
     bson_init(&doc);
     c = client_get(s);
+    if (c == NULL) {
+        bson_destroy(&doc);
+        return no_client("asset_put");
+    }
     meta = mongoc_client_get_collection(c, s->db, COLL_ASSETS);
     rc = asset_exists(s, meta, sha256);
     if (rc != 0) {
@@ -1132,6 +1161,11 @@ mongo_asset_get(struct node_store *base, const char *sha256, struct node_asset *
         return fail_nomem("asset_get");
     }
     c = client_get(s);
+    if (c == NULL) {
+        bson_destroy(&filter);
+        bson_destroy(&opts);
+        return no_client("asset_get");
+    }
     meta = mongoc_client_get_collection(c, s->db, COLL_ASSETS);
     cur = mongoc_collection_find_with_opts(meta, &filter, &opts, NULL);
     if (mongoc_cursor_next(cur, &doc)) {
