@@ -188,7 +188,9 @@ lb_backend_release(struct lb_bconn *b, int reuse)
     struct lb_conn *next;
 
     b->c = NULL;
-    if (!reuse || w->stopping || b->mask != EV_READ) {
+    if (!reuse || w->stopping || b->mask != EV_READ ||
+        atomic_load_explicit(&wn->node->draining, memory_order_relaxed) ||
+        atomic_load_explicit(&wn->node->removed, memory_order_relaxed)) {
         bconn_close(b);
         b = NULL;
     }
@@ -232,7 +234,8 @@ lb_backend_sweep(struct lb_worker *w, ev_tstamp idle)
         if (wn == NULL) {
             continue;
         }
-        removed = atomic_load_explicit(&wn->node->removed, memory_order_relaxed);
+        removed = atomic_load_explicit(&wn->node->removed, memory_order_relaxed) ||
+                  atomic_load_explicit(&wn->node->draining, memory_order_relaxed);
         pp = &wn->idle;
         while (*pp != NULL) {
             struct lb_bconn *b = *pp;

@@ -255,6 +255,7 @@ inflight_inc(struct lb_conn *c, struct lb_wnode *wn)
     c->wn = wn;
     wn->inflight++;
     atomic_fetch_add_explicit(&wn->node->inflight, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&wn->node->requests, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&c->w->p->inflight_total, 1, memory_order_relaxed);
 }
 

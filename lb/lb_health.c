@@ -252,6 +252,18 @@ lb_health_reload(struct lb_health *h)
         }
         if (hcs[i] == NULL) {
             hcs[i] = hc_create(h, p->nodes[i]);
+        } else {
+            /* a reload may change the interval and the path: from the next check */
+            const struct bl_conf_health *cf = &atomic_load(&p->conf)->lb.health;
+            double iv = (double)cf->interval_ms / 1000.0;
+            hcs[i]->tick.repeat = iv > 0 ? iv : 1.0;
+            if (hcs[i]->fd >= 0) {
+                continue;   /* a check is being sent: the new path from the next one */
+            }
+            hcs[i]->reqlen = (size_t)snprintf(hcs[i]->req, sizeof(hcs[i]->req),
+                                              "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: "
+                                              "blog-lb-health\r\nConnection: close\r\n\r\n",
+                                              cf->path, p->nodes[i]->addr);
         }
     }
     for (uint32_t k = 0; k < h->n; k++) {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "bl/bl_conf.h"
 #include "bl/bl_log.h"
 #include "bl/bl_maglev.h"
 #include "bl/bl_util.h"
@@ -125,20 +126,25 @@ lb_state_publish(struct lb_proc *p)
     }
     for (uint32_t i = 0; i < p->nnodes; i++) {
         nodes[i] = p->nodes[i];
-        up[i] = p->nodes[i]->up;
+        /* a draining node gets no new requests: routed like a down one (its ids go to
+         * their next preference), while its in-flight requests finish */
+        up[i] = p->nodes[i]->up &&
+                !atomic_load_explicit(&p->nodes[i]->draining, memory_order_relaxed);
     }
     old = atomic_load(&p->state);
+    /* balance options from the current file (a reload may change them) */
     st = lb_state_create(nodes, p->nnodes, up, p->ring,
-                         old != NULL ? old->by_id : &lb_algo_maglev,
-                         old != NULL ? old->other : &lb_algo_p2c,
-                         old != NULL ? old->bounded_load : 0.0);
+                         lb_algo_find(atomic_load(&p->conf)->lb.balance.by_id),
+                         lb_algo_find(atomic_load(&p->conf)->lb.balance.other),
+                         atomic_load(&p->conf)->lb.balance.bounded_load);
     if (st == NULL) {
         goto out;
     }
     if (old != NULL) {
         /* health transitions for the algorithms (same node set only) */
         for (uint32_t i = 0; i < st->nnodes && i < old->nnodes; i++) {
-            if (st->nodes[i] == old->nodes[i] && st->up[i] != old->up[i]) {
+            if (st->by_id == old->by_id && st->other == old->other &&
+                st->nodes[i] == old->nodes[i] && st->up[i] != old->up[i]) {
                 if (st->up[i]) {
                     st->by_id->server_up(st, i);
                     st->other->server_up(st, i);

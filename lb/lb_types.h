@@ -58,7 +58,13 @@ struct lb_node {
     _Atomic uint64_t retries;           /* [atomic] failed attempts on this node retried elsewhere */
     _Atomic uint64_t failures;          /* [atomic] connect errors, resets, timeouts */
     _Atomic int eject_req;              /* [atomic] a worker saw a failure: control ejects */
-    _Atomic int removed;                /* [atomic] dropped by a reload */
+    _Atomic int removed;                /* [atomic] dropped by a reload or the admin API */
+    _Atomic int draining;               /* [atomic] admin drain: no new requests/connections */
+    _Atomic uint64_t requests;          /* [atomic] requests assigned so far (admin rate) */
+    /* admin, [ctl] */
+    bool from_admin;                    /* added through POST /nodes (survives reloads) */
+    uint64_t rps_last;                  /* requests at the last rate sample */
+    double rps;                         /* requests per second over the last sample */
     /* health, [ctl] */
     bool up;                            /* current health */
     bool confirmed;                     /* at least one active check completed */
@@ -268,7 +274,9 @@ struct lb_worker {
 
 /* The process. */
 struct lb_proc {
-    struct bl_conf *conf;
+    _Atomic(struct bl_conf *) conf;     /* [atomic] current file; replaced by a reload */
+    struct bl_conf **old_confs;         /* [ctl] replaced files, freed at exit */
+    uint32_t nold_confs;
     struct ev_loop *loop;               /* control loop (default loop) */
     struct lb_worker *workers;
     uint32_t nworkers;
@@ -291,8 +299,8 @@ struct lb_proc {
     struct lb_ratelimit *ratelimit;     /* limits.rate_per_ip, NULL = off */
     struct lb_http_limits lim;          /* request parser limits */
     struct lb_http_limits rlim;         /* response parser limits */
-    /* timeouts in seconds */
-    double t_header, t_body, t_connect, t_response, t_idle, t_queue;
+    /* timeouts in seconds, [atomic]: a reload changes them for new deadlines */
+    _Atomic double t_header, t_body, t_connect, t_response, t_idle, t_queue;
     uint32_t ibuf_size;
     uint32_t rbuf_size;
     _Atomic uint32_t workers_running;

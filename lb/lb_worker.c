@@ -169,6 +169,16 @@ sweep_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
     (void)revents;
     lb_backend_sweep(w, w->p->t_idle);
+    {
+        /* limits from the current file (a reload may have changed them) */
+        const struct bl_conf_lb *lc = &atomic_load(&w->p->conf)->lb;
+        uint32_t nw = w->p->nworkers;
+        w->node_cap = (lc->limits.node_max_conns + nw - 1) / nw;
+        if (w->node_cap == 0) {
+            w->node_cap = 1;
+        }
+        w->queue_cap = (lc->limits.queue_size + nw - 1) / nw;
+    }
     if (w->stopping && w->nconns == 0) {
         ev_break(loop, EVBREAK_ONE);
     }
