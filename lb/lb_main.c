@@ -26,6 +26,7 @@
 #include "lb_backend.h"
 #include "lb_health.h"
 #include "lb_ratelimit.h"
+#include "lb_reload.h"
 #include "lb_state.h"
 #include "lb_types.h"
 #include "lb_worker.h"
@@ -42,148 +43,14 @@ usage(FILE *f)
             BL_CONF_DEFAULT_PATH);
 }
 
-/* LB-specific checks on top of bl_conf's. 0 or BL_ECONF with a message logged. */
-static int
-check_lb_conf(const struct bl_conf *conf)
-{
-    const struct bl_conf_lb *lb = &conf->lb;
-    int rc = 0;
-
-    if (lb->nlisteners == 0) {
-        bl_log(BL_LOG_ERROR, "%s: lb.listeners: at least one listener is needed", conf->file);
-        rc = BL_ECONF;
-    }
-    for (size_t i = 0; i < lb->nlisteners; i++) {
-        if (lb->listeners[i].mode != BL_MODE_HTTP || lb->listeners[i].tls.enabled) {
-            bl_log(BL_LOG_ERROR,
-                   "%s: lb.listeners[%zu] (%s): %s listeners are not implemented in this "
-                   "version (only plain mode: http)",
-                   conf->file, i, lb->listeners[i].bind,
-                   lb->listeners[i].tls.enabled ? "TLS" : "mode: tcp");
-            rc = BL_ECONF;
-        }
-    }
-    if (lb_algo_find(lb->balance.by_id) == NULL ||
-        (lb->balance.by_id != BL_BALANCE_MAGLEV && lb->balance.by_id != BL_BALANCE_P2C &&
-         lb->balance.by_id != BL_BALANCE_ROUNDROBIN)) {
-        bl_log(BL_LOG_ERROR, "%s: lb.balance.by_id: unsupported algorithm", conf->file);
-        rc = BL_ECONF;
-    }
-    if (lb_algo_find(lb->balance.other) == NULL || lb->balance.other == BL_BALANCE_MAGLEV) {
-        bl_log(BL_LOG_ERROR, "%s: lb.balance.other: use p2c or roundrobin", conf->file);
-        rc = BL_ECONF;
-    }
-    for (size_t i = 0; i < conf->nnodes; i++) {
-        struct lb_node n;
-        if (lb_node_init(&n, &conf->nodes[i], 0) < 0) {
-            bl_log(BL_LOG_ERROR, "%s: nodes[%zu].addr: bad address \"%s\"", conf->file, i,
-                   conf->nodes[i].addr);
-            rc = BL_ECONF;
-            continue;
-        }
-        lb_node_deinit(&n);
-    }
-    return rc;
-}
-
-/* A new node object with a fresh id (ids are never reused). NULL on a bad address. */
-static struct lb_node *
-node_new(struct lb_proc *p, const struct bl_conf_node_entry *e)
-{
-    struct lb_node *n = bl_xcalloc(1, sizeof(*n));
-
-    if (lb_node_init(n, e, p->nall_nodes) < 0) {
-        free(n);
-        return NULL;
-    }
-    p->all_nodes = bl_xrealloc(p->all_nodes, (p->nall_nodes + 1) * sizeof(*p->all_nodes));
-    p->all_nodes[p->nall_nodes++] = n;
-    return n;
-}
-
-/*
- * SIGHUP: re-reads the file and applies its node set. A node that stays (same name and
- * address) keeps its object, health, pools and counters; a new one starts up but
- * unconfirmed (checked at once); a removed one gets no new requests, its in-flight ones
- * finish and its pooled connections are closed. The Maglev table is rebuilt from the new
- * names, so only the ids of added or removed nodes move. Other settings need a restart.
- */
+/* SIGHUP: the same reload as POST /reload (lb_reload.c). */
 static void
 reload(struct lb_proc *p)
 {
-    struct bl_conf *nc;
-    struct lb_node **nodes;
-    struct lb_ring *ring;
-    char *err = NULL;
-    uint32_t n, added = 0, kept = 0, removed = 0;
+    struct lb_reload_result res;
 
-    nc = bl_conf_load(p->conf_path, &err);
-    if (nc == NULL) {
-        bl_log(BL_LOG_ERROR, "reload: %s; the running configuration stays",
-               err ? err : "cannot load the configuration");
-        free(err);
-        return;
-    }
-    if (check_lb_conf(nc) < 0) {
-        bl_log(BL_LOG_ERROR, "reload: invalid configuration; the running one stays");
-        bl_conf_destroy(nc);
-        return;
-    }
-    n = (uint32_t)nc->nnodes;
-    nodes = bl_xcalloc(n ? n : 1, sizeof(*nodes));
-    for (uint32_t i = 0; i < n; i++) {
-        const struct bl_conf_node_entry *e = &nc->nodes[i];
-        for (uint32_t k = 0; k < p->nnodes; k++) {
-            if (strcmp(p->nodes[k]->name, e->name) == 0 && strcmp(p->nodes[k]->addr, e->addr) == 0) {
-                nodes[i] = p->nodes[k];
-                nodes[i]->weight = e->weight ? e->weight : 1;
-                kept++;
-                break;
-            }
-        }
-        if (nodes[i] == NULL) {
-            nodes[i] = node_new(p, e);
-            if (nodes[i] == NULL) {
-                bl_log(BL_LOG_ERROR, "reload: node %s: bad address %s", e->name, e->addr);
-                free(nodes);
-                bl_conf_destroy(nc);
-                return;
-            }
-            added++;
-        }
-    }
-    ring = lb_ring_create(nodes, n);
-    if (ring == NULL) {
-        bl_log(BL_LOG_ERROR, "reload: cannot build the Maglev table; the running configuration stays");
-        free(nodes);
-        bl_conf_destroy(nc);
-        return;
-    }
-    for (uint32_t k = 0; k < p->nnodes; k++) {
-        int stays = 0;
-        for (uint32_t i = 0; i < n; i++) {
-            stays |= nodes[i] == p->nodes[k];
-        }
-        if (!stays) {
-            atomic_store(&p->nodes[k]->removed, 1);
-            removed++;
-        }
-    }
-    free(p->nodes);
-    p->nodes = nodes;
-    p->nnodes = n;
-    lb_ring_put(p->ring);
-    p->ring = ring;
-    lb_health_reload(p->health);
-    if (lb_state_publish(p) < 0) {
-        bl_log(BL_LOG_ERROR, "reload: cannot publish the routing state: out of memory");
-    }
-    bl_logf(BL_LOG_INFO,
-            ((struct bl_log_field[]){ BL_LOG_UINT("nodes", n), BL_LOG_UINT("added", added),
-                                      BL_LOG_UINT("removed", removed),
-                                      BL_LOG_UINT("kept", kept) }),
-            4, "reloaded the node set (other lb settings apply at the next restart)");
-    bl_conf_destroy(nc);
+    (void)lb_reload(p, &res);
+    lb_reload_result_clear(&res);
 }
 
 /* systemd Type=notify (packaging/systemd/blog-lb.service); a no-op outside systemd. */
@@ -259,7 +126,7 @@ on_wake(struct ev_loop *loop, ev_async *a, int revents)
     if (atomic_load(&p->stopping) && !ev_is_active(&shutdown_timer) &&
         atomic_load(&p->stopping) == 1) {
         ev_timer_init(&shutdown_timer, on_shutdown_timeout,
-                      (double)p->conf->lb.shutdown_timeout_ms / 1000.0, 0.);
+                      (double)atomic_load(&p->conf)->lb.shutdown_timeout_ms / 1000.0, 0.);
         ev_timer_start(loop, &shutdown_timer);
     }
     if (atomic_load(&p->workers_running) == 0) {
@@ -327,7 +194,8 @@ run(struct bl_conf *conf, const char *path)
     p->nodes = bl_xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*p->nodes));
     nodes = p->nodes;
     for (uint32_t i = 0; i < p->nnodes; i++) {
-        p->nodes[i] = node_new(p, &conf->nodes[i]);
+        p->nodes[i] = lb_nodes_new(p, conf->nodes[i].name, conf->nodes[i].addr,
+                                   conf->nodes[i].weight ? conf->nodes[i].weight : 1);
         if (p->nodes[i] == NULL) {
             bl_log(BL_LOG_ERROR, "node %s: bad address %s", conf->nodes[i].name,
                    conf->nodes[i].addr);
@@ -431,6 +299,15 @@ out:
         free(p->all_nodes[i]);
     }
     free(p->all_nodes);
+    for (uint32_t i = 0; i < p->nold_confs; i++) {
+        if (p->old_confs[i] != conf) {
+            bl_conf_destroy(p->old_confs[i]);
+        }
+    }
+    free(p->old_confs);
+    if (atomic_load(&p->conf) != conf) {
+        bl_conf_destroy(atomic_load(&p->conf));
+    }
     free(p->workers);
     free(p->nodes);
     return rc;
@@ -486,7 +363,7 @@ main(int argc, char **argv)
         return 1;
     }
     bl_log_set_level(conf->log_level);
-    rc = check_lb_conf(conf);
+    rc = lb_conf_check(conf, NULL, 0);
     if (check) {
         if (rc == 0) {
             printf("%s: configuration OK\n", path);
