@@ -1,6 +1,7 @@
 /*
  * blogctl: the admin CLI. Global options may come anywhere before "--":
- *   -c FILE, --config FILE, --config=FILE, --json, -h/--help, -V/--version
+ *   -c FILE, --config FILE, --config=FILE, --json, -h/--help, -V/--version,
+ *   --lb-admin HOST:PORT (repeatable), --admin-token TOKEN
  * Exit codes: 0 ok, 1 operational failure, 2 usage error.
  */
 #include <stdio.h>
@@ -28,6 +29,10 @@ main_usage(FILE *f)
             "Options:\n"
             "  -c, --config FILE  cluster file (default: $BLOGSCALE_CONFIG, else %s)\n"
             "  --json             machine-readable output (one JSON document on stdout)\n"
+            "  --lb-admin ADDR    an LB admin address to use instead of lb.admin.bind\n"
+            "                     (repeat for several LBs: nodes, ring verify, route)\n"
+            "  --admin-token TOK  the LB admin token (default: $BLOGSCALE_ADMIN_TOKEN, or the\n"
+            "                     demo admin token when the file holds its digest)\n"
             "  -h, --help         this help; `blogctl COMMAND --help` for a command\n"
             "  -V, --version      print the version\n"
             "\n"
@@ -78,6 +83,7 @@ main(int argc, char **argv)
 {
     struct ctl_ctx ctx;
     char **rest = bl_xcalloc((size_t)argc + 1, sizeof(*rest));
+    const char **lbs = bl_xcalloc((size_t)argc + 1, sizeof(*lbs));
     int nrest = 0, rc;
     bool help = false, version = false, dashdash = false;
     const struct ctl_cmd *cmd;
@@ -97,6 +103,7 @@ main(int argc, char **argv)
             if (i + 1 >= argc) {
                 fprintf(stderr, "blogctl: %s needs a FILE\n", a);
                 free(rest);
+                free(lbs);
                 return CTL_EXIT_USAGE;
             }
             ctx.conf_path = argv[++i];
@@ -106,6 +113,18 @@ main(int argc, char **argv)
             ctx.conf_given = true;
         } else if (strcmp(a, "--json") == 0) {
             ctx.json = true;
+        } else if (strcmp(a, "--lb-admin") == 0 || strcmp(a, "--admin-token") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "blogctl: %s needs a value\n", a);
+                free(rest);
+                free(lbs);
+                return CTL_EXIT_USAGE;
+            }
+            if (strcmp(a, "--lb-admin") == 0) {
+                lbs[ctx.nlbs++] = argv[++i];
+            } else {
+                setenv("BLOGSCALE_ADMIN_TOKEN", argv[++i], 1);
+            }
         } else if ((strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) && nrest == 0) {
             help = true;
         } else if ((strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) && nrest == 0) {
@@ -117,6 +136,7 @@ main(int argc, char **argv)
     if (version) {
         printf("blogctl %s\n", BLOG_VERSION);
         free(rest);
+        free(lbs);
         return CTL_EXIT_OK;
     }
     if (help) {
@@ -127,32 +147,38 @@ main(int argc, char **argv)
             rc = CTL_EXIT_OK;
         }
         free(rest);
+        free(lbs);
         return rc;
     }
     if (nrest == 0) {
         main_usage(stderr);
         free(rest);
+        free(lbs);
         return CTL_EXIT_USAGE;
     }
     if (rest[0][0] == '-') {
         fprintf(stderr, "blogctl: unknown option '%s'\n\n", rest[0]);
         main_usage(stderr);
         free(rest);
+        free(lbs);
         return CTL_EXIT_USAGE;
     }
     cmd = find_cmd(rest[0]);
     if (cmd == NULL) {
         rc = unknown_cmd(rest[0]);
         free(rest);
+        free(lbs);
         return rc;
     }
     if (ctx.conf_path == NULL) {
         ctx.conf_path = bl_conf_default_path();
     }
+    ctx.lbs = lbs;
     ctx.argc = nrest - 1;
     ctx.argv = rest + 1;
     rc = cmd->run(&ctx);
     fflush(stdout);
     free(rest);
+    free(lbs);
     return rc;
 }

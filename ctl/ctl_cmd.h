@@ -22,6 +22,8 @@ struct ctl_ctx {
     const char *conf_path;      /* -c/--config, else $BLOGSCALE_CONFIG, else the default */
     bool conf_given;            /* -c/--config was on the command line */
     bool json;                  /* --json */
+    const char **lbs;           /* --lb-admin HOST:PORT (repeatable); none = lb.admin.bind */
+    size_t nlbs;
     int argc;                   /* arguments after the command word */
     char **argv;
 };
@@ -46,6 +48,13 @@ int ctl_cmd_nodes(struct ctl_ctx *ctx);
 int ctl_cmd_cache(struct ctl_ctx *ctx);
 int ctl_cmd_scale(struct ctl_ctx *ctx);
 int ctl_cmd_route(struct ctl_ctx *ctx);
+
+/*
+ * The LB admin addresses a command talks to: ctx->lbs when --lb-admin was given, else the
+ * config's lb.admin.bind (or its default). Fills <out> (at most <max>), returns the count.
+ */
+size_t ctl_lb_admins(const struct ctl_ctx *ctx, const struct bl_conf *conf, const char **out,
+                     size_t max);
 
 /* Prints "blogctl: " + message on stderr. */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -46,18 +46,25 @@ const struct ctl_cmd ctl_cmds[] = {
       "0 = a single sample, no rates). The admin token is read from $BLOGSCALE_ADMIN_TOKEN.\n"
       "Exit 0 when every node is ready, 1 otherwise.\n",
       ctl_cmd_status },
-    { "nodes", "list the LB's nodes; add|remove|drain|undrain (need the LB admin API)",
+    { "nodes", "the LBs' nodes: list, add, remove, drain, undrain",
       "usage: blogctl [-c FILE] [--json] nodes list\n"
-      "       blogctl [-c FILE] nodes add NAME HOST:PORT\n"
-      "       blogctl [-c FILE] nodes remove|drain|undrain NAME\n"
+      "       blogctl [-c FILE] [--json] nodes add NAME HOST:PORT [--weight N]\n"
+      "       blogctl [-c FILE] [--json] nodes remove NAME\n"
+      "       blogctl [-c FILE] [--json] nodes drain NAME [--wait] [--timeout DURATION]\n"
+      "       blogctl [-c FILE] [--json] nodes undrain NAME\n"
       "\n"
-      "`nodes list` shows the LB's live view of every node (up/down, in-flight,\n"
-      "connections, queue, ejections, retries, failures) from its admin /metrics, with the\n"
-      "addresses of the config; nodes of the config the LB does not have show as absent.\n"
-      "The admin token is $BLOGSCALE_ADMIN_TOKEN (or the demo admin token when the file's\n"
-      "lb.admin.token_sha256 is the demo one).\n"
-      "add, remove, drain and undrain change the node set of the running LBs through admin\n"
-      "endpoints that are not built yet (they exit 1 saying so).\n",
+      "Works on every LB (the file's lb.admin.bind, or each --lb-admin ADDR) through its\n"
+      "admin API. `list` shows each LB's live node set: name, address, state (up, down,\n"
+      "draining), weight, in-flight requests, requests/s, ejections and whether the node\n"
+      "comes from the config or was added through the admin API.\n"
+      "`add` adds a running blog-node (it gets traffic once its /readyz passes the health\n"
+      "checks); when one LB refuses, the LBs that took it remove it again. `remove` takes\n"
+      "it out (in-flight requests finish). `drain` stops new requests to it; --wait waits\n"
+      "until its in-flight count is 0 on every LB (at most --timeout, default 30s; exit 1\n"
+      "if it is not). `undrain` puts it back. Changes last until the LB restarts or\n"
+      "reloads a file that says otherwise (blog-ctld re-adds the nodes it manages).\n"
+      "The admin token is --admin-token, $BLOGSCALE_ADMIN_TOKEN, or the demo admin token\n"
+      "when the file's lb.admin.token_sha256 is the demo one.\n",
       ctl_cmd_nodes },
     { "config", "check a cluster file",
       "usage: blogctl [--json] config check [FILE]\n"
@@ -82,22 +89,32 @@ const struct ctl_cmd ctl_cmds[] = {
       "first http listener; the write token comes from --token or $BLOGSCALE_TOKEN.\n"
       "Shows a progress bar when stderr is a terminal. Exit 1 if any post failed.\n",
       ctl_cmd_posts },
-    { "scale", "autoscaler state (needs blog-ctld and the LB admin API)",
-      "usage: blogctl [-c FILE] [--json] scale status\n",
+    { "scale", "blog-ctld's view: desired and actual nodes, leader, last events",
+      "usage: blogctl [-c FILE] [--json] scale status\n"
+      "\n"
+      "Asks blog-ctld (GET /status on the file's autoscale.bind) and prints whether it leads\n"
+      "or stands by, whether it runs report-only (no hooks), min/max and the target, the\n"
+      "last decision (actual and desired nodes, cluster request rate, reason), the nodes it\n"
+      "manages and its last scale events. Exit 1 when blog-ctld is not reachable (or the\n"
+      "file has no autoscale.bind).\n",
       ctl_cmd_scale },
     { "route", "which node owns a post id, and its next preferences",
       "usage: blogctl [-c FILE] [--json] route /posts/ID\n"
       "\n"
       "Prints the node that owns ID and its next preferences, computed from the config's\n"
       "node set with the LB's own Maglev table and id hash (what every LB with that node\n"
-      "set picks while all nodes are healthy). Live health and bounded-load spill on each\n"
-      "running LB need the LB admin API (not built yet).\n",
+      "set picks while all nodes are healthy). When the LBs answer GET /ring/route, their\n"
+      "own answer is shown for each LB (owner, preferences, the node chosen now and whether\n"
+      "bounded load spills it); else the LB's live health and in-flight counts from its\n"
+      "/metrics, else the config alone.\n",
       ctl_cmd_route },
     { "ring", "Maglev ring: verify LBs agree, plan a node change",
       "usage: blogctl [-c FILE] [--json] ring plan add NAME [--weight W]\n"
       "       blogctl [-c FILE] [--json] ring plan remove NAME\n"
-      "       blogctl [-c FILE] [--json] ring verify      (needs the LB admin API)\n"
+      "       blogctl [-c FILE] [--json] [--lb-admin ADDR]... ring verify\n"
       "\n"
+      "`ring verify` asks every LB for its Maglev table digest (GET /ring) and exits 0\n"
+      "when they all agree, else lists each LB's digest and exits 1.\n"
       "`ring plan` computes, from the config's nodes, the Maglev tables before and after\n"
       "the change and prints the share of post ids that would change owner (and where\n"
       "they go), before you do it. Nothing is contacted.\n",
@@ -520,4 +537,21 @@ ctl_edit_distance(const char *a, const char *b)
         memcpy(prev, cur, sizeof(int) * (lb + 1));
     }
     return prev[lb];
+}
+
+size_t
+ctl_lb_admins(const struct ctl_ctx *ctx, const struct bl_conf *conf, const char **out, size_t max)
+{
+    size_t n = 0;
+
+    if (ctx->nlbs > 0) {
+        for (size_t i = 0; i < ctx->nlbs && n < max; i++) {
+            out[n++] = ctx->lbs[i];
+        }
+        return n;
+    }
+    if (max > 0) {
+        out[n++] = conf->lb.admin.bind != NULL ? conf->lb.admin.bind : BL_CONF_DEFAULT_ADMIN_BIND;
+    }
+    return n;
 }

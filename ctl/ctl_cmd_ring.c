@@ -1,6 +1,7 @@
 /*
  * blogctl ring plan add|remove NAME, ring verify, route /posts/ID.
- * `ring plan` and `route` are computed locally from the config's node set with the same
+ * `ring verify` compares every LB's GET /ring digest; `route` asks the LBs' GET /ring/route
+ * when they have it. `ring plan` and the fallback of `route` are computed locally from the config's node set with the same
  * Maglev code and id hash the LB uses (bl_maglev, bl_hash64 of the percent-decoded id).
  */
 #include "ctl_cmd.h"
@@ -10,9 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bl/bl_buf.h"
+#include "bl/bl_err.h"
 #include "bl/bl_hash.h"
 #include "bl/bl_maglev.h"
 #include "bl/bl_util.h"
+#include "ctl_lbadmin.h"
 
 #define RING_SAMPLES 1000000u
 
@@ -222,6 +226,203 @@ out:
     return rc;
 }
 
+#define RING_ADMIN_TIMEOUT_MS 5000
+#define RING_MAX_LBS 64
+
+/* ring verify: every LB's GET /ring digest must agree. */
+static int
+ring_verify(struct ctl_ctx *ctx)
+{
+    struct bl_conf *conf = ctl_load_conf(ctx);
+    const char *lbs[RING_MAX_LBS];
+    const char *token;
+    size_t nlbs;
+    json_t *rows;
+    char *first = NULL;
+    bool agree = true;
+    int failed = 0;
+
+    if (conf == NULL) {
+        return CTL_EXIT_FAIL;
+    }
+    token = ctl_admin_token(conf);
+    nlbs = ctl_lb_admins(ctx, conf, lbs, RING_MAX_LBS);
+    rows = json_array();
+    for (size_t l = 0; l < nlbs; l++) {
+        struct ctl_admin_resp r;
+        char err[700];
+        const char *digest;
+        int rc;
+
+        ctl_admin_resp_init(&r);
+        rc = ctl_admin_call(lbs[l], token, "GET", "/ring", NULL, RING_ADMIN_TIMEOUT_MS, &r, err,
+                            sizeof(err));
+        digest = json_string_value(json_object_get(r.json, "digest"));
+        if (rc == 0 && (r.status != 200 || digest == NULL)) {
+            ctl_admin_describe(&r, err, sizeof(err));
+            rc = BL_EUNAVAIL;
+        }
+        if (rc != 0) {
+            failed++;
+            json_array_append_new(rows, json_pack("{s:s,s:b,s:s}", "lb", lbs[l], "ok", 0,
+                                                  "error", err));
+        } else {
+            json_t *nodes = json_object_get(r.json, "nodes");
+
+            if (first == NULL) {
+                first = bl_xstrdup(digest);
+            } else if (strcmp(first, digest) != 0) {
+                agree = false;
+            }
+            json_array_append_new(rows, json_pack("{s:s,s:b,s:s,s:I,s:O?}", "lb", lbs[l], "ok", 1,
+                                                  "digest", digest, "size",
+                                                  json_integer_value(json_object_get(r.json,
+                                                                                     "size")),
+                                                  "nodes", nodes));
+        }
+        ctl_admin_resp_deinit(&r);
+    }
+    agree = agree && failed == 0 && first != NULL;
+    if (ctx->json) {
+        ctl_json_print(json_pack("{s:b,s:b,s:o}", "ok", agree, "agree", agree, "lbs", rows));
+    } else {
+        json_t *row;
+        size_t i;
+
+        json_array_foreach(rows, i, row) {
+            const char *d = json_string_value(json_object_get(row, "digest"));
+
+            if (d == NULL) {
+                printf("LB %-22s unreachable or refused: %s\n",
+                       json_string_value(json_object_get(row, "lb")),
+                       json_string_value(json_object_get(row, "error")));
+            } else {
+                printf("LB %-22s digest %s  size %lld  %zu nodes%s\n",
+                       json_string_value(json_object_get(row, "lb")), d,
+                       (long long)json_integer_value(json_object_get(row, "size")),
+                       json_array_size(json_object_get(row, "nodes")),
+                       first != NULL && strcmp(d, first) != 0 ? "  DIFFERS" : "");
+            }
+        }
+        if (agree) {
+            printf("ring verify: %zu LB%s agree\n", nlbs, nlbs == 1 ? "" : "s");
+        } else if (failed > 0) {
+            ctl_err("ring verify: %d LB%s did not answer GET /ring", failed,
+                    failed == 1 ? "" : "s");
+        } else {
+            ctl_err("ring verify: the LBs' Maglev tables differ (different node sets or "
+                    "weights): compare `blogctl nodes list` on each");
+        }
+        json_decref(rows);
+    }
+    free(first);
+    bl_conf_destroy(conf);
+    return agree ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+}
+
+/*
+ * route through the LBs' own GET /ring/route. Returns -1 when the first LB has no such
+ * endpoint (or does not answer), so the caller computes it locally instead.
+ */
+static int
+route_by_api(struct ctl_ctx *ctx, struct bl_conf *conf, const char *arg, const char *dec,
+             size_t dlen)
+{
+    const char *lbs[RING_MAX_LBS];
+    const char *token = ctl_admin_token(conf);
+    size_t nlbs = ctl_lb_admins(ctx, conf, lbs, RING_MAX_LBS);
+    struct bl_buf path;
+    json_t *rows = json_array();
+    int failed = 0;
+    static const char hex[] = "0123456789ABCDEF";
+
+    bl_buf_init(&path);
+    bl_buf_append_str(&path, "/ring/route?id=");
+    for (size_t i = 0; i < dlen; i++) {
+        unsigned char c = (unsigned char)dec[i];
+
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+            || c == '-' || c == '_' || c == '.' || c == '~') {
+            bl_buf_append(&path, &dec[i], 1);
+        } else {
+            char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+            bl_buf_append(&path, e, 3);
+        }
+    }
+    for (size_t l = 0; l < nlbs; l++) {
+        struct ctl_admin_resp r;
+        char err[700];
+        int rc;
+
+        ctl_admin_resp_init(&r);
+        rc = ctl_admin_call(lbs[l], token, "GET", path.data, NULL, RING_ADMIN_TIMEOUT_MS, &r, err,
+                            sizeof(err));
+        if (rc == 0 && (r.status != 200 || !json_is_object(r.json)
+                        || json_object_get(r.json, "owner") == NULL)) {
+            ctl_admin_describe(&r, err, sizeof(err));
+            rc = BL_EUNAVAIL;
+        }
+        if (rc != 0 && l == 0) {
+            ctl_admin_resp_deinit(&r);
+            json_decref(rows);
+            bl_buf_deinit(&path);
+            return -1;
+        }
+        if (rc != 0) {
+            failed++;
+            json_array_append_new(rows, json_pack("{s:s,s:b,s:s}", "lb", lbs[l], "ok", 0, "error",
+                                                  err));
+        } else {
+            json_t *row = json_deep_copy(r.json);
+
+            json_object_set_new(row, "lb", json_string(lbs[l]));
+            json_object_set_new(row, "ok", json_true());
+            json_array_append_new(rows, row);
+        }
+        ctl_admin_resp_deinit(&r);
+    }
+    bl_buf_deinit(&path);
+    if (ctx->json) {
+        ctl_json_print(json_pack("{s:b,s:s,s:s,s:o}", "ok", failed == 0, "id", arg, "source",
+                                 "lb", "lbs", rows));
+    } else {
+        json_t *row;
+        size_t i;
+
+        json_array_foreach(rows, i, row) {
+            const char *lb = json_string_value(json_object_get(row, "lb"));
+            json_t *prefs = json_object_get(row, "preferences"), *p;
+            const char *owner = json_string_value(json_object_get(row, "owner"));
+            const char *chosen = json_string_value(json_object_get(row, "chosen"));
+            size_t k;
+
+            if (!json_is_true(json_object_get(row, "ok"))) {
+                printf("LB %s: %s\n", lb, json_string_value(json_object_get(row, "error")));
+                continue;
+            }
+            printf("LB %s: %s -> owner %s", lb, arg, owner != NULL ? owner : "none");
+            if (json_array_size(prefs) > 1) {
+                printf(", then");
+                json_array_foreach(prefs, k, p) {
+                    const char *pn = json_is_string(p) ? json_string_value(p)
+                                                       : json_string_value(json_object_get(p,
+                                                                                           "name"));
+
+                    if (k > 0 && pn != NULL) {
+                        printf(" %s", pn);
+                    }
+                }
+            }
+            printf("\n  now goes to %s%s\n", chosen != NULL ? chosen : "no node (503)",
+                   json_is_true(json_object_get(row, "spill"))
+                       ? " (bounded load: spilled off the owner)" : "");
+        }
+        json_decref(rows);
+    }
+    return failed == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
+}
+
 int
 ctl_cmd_ring(struct ctl_ctx *ctx)
 {
@@ -234,10 +435,11 @@ ctl_cmd_ring(struct ctl_ctx *ctx)
         return ctl_usage("ring", true);
     }
     if (ctx->argc >= 1 && strcmp(ctx->argv[0], "verify") == 0) {
-        ctl_err("ring verify needs the LB admin API (not built yet): it compares the Maglev "
-                "table digest every running LB reports; use `blogctl ring plan` for a local "
-                "computation");
-        return CTL_EXIT_FAIL;
+        if (ctx->argc != 1) {
+            ctl_err("ring verify: takes no arguments (--lb-admin ADDR to name the LBs)");
+            return ctl_usage("ring", false);
+        }
+        return ring_verify(ctx);
     }
     if (ctx->argc < 1 || strcmp(ctx->argv[0], "plan") != 0) {
         static const char *const subs[] = { "plan", "verify" };
@@ -419,7 +621,17 @@ ctl_cmd_route(struct ctl_ctx *ctx)
     if (conf == NULL) {
         return CTL_EXIT_FAIL;
     }
-    /* the LB's live node set when its admin API answers, else the config's */
+    /* the LBs' own answer (GET /ring/route) when they have it */
+    {
+        int rc = route_by_api(ctx, conf, arg, dec, (size_t)dlen);
+
+        if (rc >= 0) {
+            bl_conf_destroy(conf);
+            return rc;
+        }
+    }
+    /* else the LB's live node set from its /metrics when its admin API answers, else the
+     * config's */
     lbm = ctl_lb_metrics(conf, err, sizeof(err));
     if (lbm != NULL) {
         nlb = ctl_prom_label_values(lbm, "blog_lb_node_up", "node", &lbnames);

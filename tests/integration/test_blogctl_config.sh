@@ -92,9 +92,17 @@ for c in up status nodes config cache posts scale route ring; do
     run "$BLOGCTL" "$c" --help
     [ "$rc" = 0 ] && grep -q "^usage: blogctl.* $c" "$tmp/out" || fail "$c --help: rc=$rc $out"
 done
-# commands that need the LB admin API's management endpoints say so (exit 1)
-run "$BLOGCTL" -c "$SRC/examples/local.yaml" nodes drain n1
-[ "$rc" = 1 ] && grep -q "admin API" "$tmp/err" || fail "nodes drain: rc=$rc $err"
+# admin commands without a running LB say so (exit 1); usage errors are exit 2
+run "$BLOGCTL" -c "$SRC/examples/local.yaml" --lb-admin 127.0.0.1:1 nodes drain n1
+[ "$rc" = 1 ] && grep -q "is blog-lb running" "$tmp/err" || fail "nodes drain: rc=$rc $err"
+run "$BLOGCTL" -c "$SRC/examples/local.yaml" nodes add n9 not-an-addr
+[ "$rc" = 2 ] || fail "nodes add with a bad address: exit $rc"
+run "$BLOGCTL" -c "$SRC/examples/local.yaml" nodes add 'bad/name' 127.0.0.1:9
+[ "$rc" = 2 ] || fail "nodes add with a bad name: exit $rc"
+run "$BLOGCTL" -c "$SRC/examples/local.yaml" --lb-admin 127.0.0.1:1 ring verify
+[ "$rc" = 1 ] || fail "ring verify without an LB: exit $rc"
+run "$BLOGCTL" -c "$SRC/examples/local.yaml" scale status
+[ "$rc" = 1 ] && grep -q "autoscale.bind" "$tmp/err" || fail "scale status without autoscale.bind: rc=$rc $err"
 run "$BLOGCTL" -c "$SRC/examples/local.yaml" nodes drain
 [ "$rc" = 2 ] || fail "nodes drain without a name: exit $rc"
 
