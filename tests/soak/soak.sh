@@ -42,11 +42,17 @@ done
 TOKEN=soak-token
 DIR=$(mktemp -d /tmp/blogsoak.XXXXXX)
 declare -A PID
+KEEP=0
 cleanup() {
     local p
     for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null; done
     for p in "${PID[@]}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$DIR"
+    if [ $KEEP = 1 ]; then
+        rm -rf "$DIR/data"
+        echo "soak: logs kept in $DIR (remove it when done)"
+    else
+        rm -rf "$DIR"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
@@ -69,7 +75,7 @@ lb:
   listeners: [{bind: "127.0.0.1:$LP", mode: http}]
   admin: {bind: "127.0.0.1:$AP", metrics_public: true}
   workers: 2
-  access_log: false
+  access_log: false                 # the node logs keep info level (redis link changes)
   health: {interval: 250ms, timeout: 500ms, rise: 2, fall: 2}
   balance: {retries: 1, retry_budget: 0.2}
   limits: {connect_timeout: 300ms, response_timeout: 2s, queue_timeout: 3s}
@@ -77,7 +83,7 @@ nodes:
   - {name: n1, addr: "127.0.0.1:${NP[n1]}"}
   - {name: n2, addr: "127.0.0.1:${NP[n2]}"}
   - {name: n3, addr: "127.0.0.1:${NP[n3]}"}
-log: {level: warn}
+log: {level: info}
 YAML
 
 wait_http() {   # url status seconds
@@ -161,6 +167,7 @@ for p in redis lb n1 n2 n3; do
     printf '  %-6s %8s -> %8s%s\n' "$p" "${RSS0[$p]}" "${RSS1[$p]}" "$note"
 done
 if [ $RC -ne 0 ]; then
+    KEEP=1
     echo "== failures (first 20) =="
     grep -E '^#   (FAIL|STALE)' "$DIR/load.err" | head -20
 fi
