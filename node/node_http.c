@@ -822,7 +822,7 @@ access_handler(void *cls, struct MHD_Connection *conn, const char *url, const ch
         return upload_begin(up, rest);
     }
     if (*con_cls == &no_body_marker) {
-        struct node_ctx ctx;
+        struct node_ctx ctx = {0};      /* deferred/pending must be false/NULL here */
 
         if (*upload_data_size != 0) {
             *upload_data_size = 0;      /* a body nobody asked for: drop it */
