@@ -791,6 +791,14 @@ on_tick(struct ev_loop *loop, ev_timer *w, int revents)
         break;
     case SUB_UP:
         if (iv->ping_out && now - iv->ping_sent_ms > NODE_INVAL_PING_TIMEOUT_MS) {
+            /* A thread that was descheduled may see its timer before its pending input:
+             * read what is there first, then judge. */
+            redisAsyncHandleRead(iv->sub);
+            if (iv->sub == NULL || iv->state != SUB_UP) {
+                break;                  /* the read found the link closed */
+            }
+        }
+        if (iv->ping_out && now - iv->ping_sent_ms > NODE_INVAL_PING_TIMEOUT_MS) {
             sub_drop(iv, "PING timed out");
             break;
         }
