@@ -570,7 +570,9 @@ test_single_node_without_redis(void **state)
     assert_non_null(strstr(r.body, id));
     resp_free(&r);
     assert_true(metric(h, &solo, "blog_node_cache_coherent") == 1);
-    assert_true(metric(h, &solo, "blog_node_cache_hits_total") >= 3);
+    /* exactly one lookup per request: 2 post + 2 page misses, 1 + 1 + 1 hits */
+    assert_true(metric(h, &solo, "blog_node_cache_hits_total") == 3);
+    assert_true(metric(h, &solo, "blog_node_cache_misses_total") == 4);
     bl_h_stop(solo.pid, SIGTERM, 5000);
     curl_easy_cleanup(h);
 }
