@@ -32,7 +32,7 @@ export BLOGSCALE_TEST_MONGODB_URI=$FERRETDB_URI
 export BLOGSCALE_TEST_STORE_WALK_MIN_LIMIT=20
 out=$tmp/suite.log
 set +e
-timeout 400 "$suite" >"$out" 2>&1
+timeout 1200 "$suite" >"$out" 2>&1
 rc=$?
 set -e
 grep -v 'endSessions' "$out" || true
