@@ -26,6 +26,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "bl/bl_conf.h"
 #include "bl/bl_log.h"
 #include "bl/bl_net.h"
@@ -35,6 +38,7 @@
 #include "lb_metrics.h"
 #include "lb_ratelimit.h"
 #include "lb_route.h"
+#include "lb_tls.h"
 #include "lb_worker.h"
 
 #define LB_CS_CLOSED ((enum lb_conn_state)100)
@@ -90,11 +94,31 @@ cio_set(struct lb_conn *c, int mask)
         return;
     }
     ev_io_stop(c->w->loop, &c->io);
+    if (c->ssl != NULL && (mask & EV_READ) && !(c->mask & EV_READ) && SSL_pending(c->ssl) > 0) {
+        ev_feed_event(c->w->loop, &c->io, EV_READ);   /* decrypted bytes already wait */
+    }
     c->mask = (uint8_t)mask;
     if (mask != 0) {
         ev_io_set(&c->io, c->fd, mask);
         ev_io_start(c->w->loop, &c->io);
     }
+}
+
+/* read(2) of the client, through TLS on TLS listeners (the only TLS branch of the read
+ * path). */
+static inline ssize_t
+cread(struct lb_conn *c, void *buf, size_t n)
+{
+    ssize_t r;
+
+    if (c->ssl != NULL) {
+        r = lb_tls_read(c, buf, n);
+        if (c->tls_wantw && !(c->mask & EV_WRITE)) {
+            cio_set(c, c->mask | EV_WRITE);
+        }
+        return r;
+    }
+    return read(c->fd, buf, n);
 }
 
 static void
@@ -232,7 +256,14 @@ out_write(struct lb_pend *p, int fd, struct iovec *iov, int n)
 static int
 out_client(struct lb_conn *c, struct iovec *iov, int n)
 {
-    int r = out_write(&c->to_c, c->fd, iov, n);
+    int r;
+
+    if (c->ssl != NULL) {
+        /* TLS: gather into the stash (SSL_write encrypts from one buffer), then flush */
+        r = pend_add(&c->to_c, iov, n, 0) < 0 ? -1 : lb_tls_flush(c);
+    } else {
+        r = out_write(&c->to_c, c->fd, iov, n);
+    }
 
     if (r < 0) {
         lb_conn_close(c);
@@ -445,6 +476,26 @@ lb_conn_accept(struct lb_worker *w, struct lb_listener *l, int fd, const struct 
     c->w = w;
     c->l = l;
     c->tmr_at = HUGE_VAL;
+    if (w->st == NULL || l->spec >= w->st->nls) {
+        close(fd);      /* a listener newer than this snapshot (cannot happen: published first) */
+        atomic_fetch_sub_explicit(&w->p->nclients, 1, memory_order_relaxed);
+        free(c);
+        return;
+    }
+    if (w->st->ls[l->spec].tls != NULL) {
+        c->ssl = SSL_new(w->st->ls[l->spec].tls);
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+            ERR_clear_error();
+            if (c->ssl != NULL) {
+                SSL_free(c->ssl);
+            }
+            close(fd);
+            atomic_fetch_sub_explicit(&w->p->nclients, 1, memory_order_relaxed);
+            free(c);
+            return;
+        }
+        SSL_set_accept_state(c->ssl);
+    }
     c->state = LB_CS_IDLE;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
@@ -495,6 +546,7 @@ lb_conn_close(struct lb_conn *c)
     detach(c, 0);
     ev_io_stop(w->loop, &c->io);
     ev_timer_stop(w->loop, &c->tmr);
+    lb_tls_close(c);
     close(c->fd);
     c->fd = -1;
     c->state = LB_CS_CLOSED;
@@ -557,6 +609,10 @@ closing_progress(struct lb_conn *c)
         return;
     }
     if (!c->lingering) {
+        if (c->ssl != NULL && SSL_is_init_finished(c->ssl)) {
+            (void)SSL_shutdown(c->ssl);     /* close_notify before the FIN */
+            ERR_clear_error();
+        }
         shutdown(c->fd, SHUT_WR);
         c->lingering = 1;
         cio_set(c, EV_READ);
@@ -875,7 +931,12 @@ build_head(struct lb_conn *c, struct iovec *iov, int max)
     }
     memcpy(x + xl, c->cip, c->cip_len);
     xl += c->cip_len;
-    memcpy(x + xl, "\r\nX-Forwarded-Proto: http\r\n", 27);
+    if (c->ssl != NULL) {
+        memcpy(x + xl, "\r\nX-Forwarded-Proto: https\r\n", 28);
+        xl++;
+    } else {
+        memcpy(x + xl, "\r\nX-Forwarded-Proto: http\r\n", 27);
+    }
     xl += 27;
     if (c->rid_ours) {
         memcpy(x + xl, "X-Request-Id: ", 14);
@@ -1165,7 +1226,7 @@ client_read_head(struct lb_conn *c)
         c->fwd = 0;
         c->ipos = 0;
     }
-    n = read(c->fd, c->ibuf + c->ilen, w->p->ibuf_size - c->ilen);
+    n = cread(c, c->ibuf + c->ilen, w->p->ibuf_size - c->ilen);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             if (c->ilen == 0) {
@@ -1223,7 +1284,7 @@ client_read_body(struct lb_conn *c)
         c->replayable = 0;
         c->ipos = c->ilen = c->fwd = 0;
     }
-    n = read(c->fd, c->ibuf + c->ilen, w->p->ibuf_size - c->ilen);
+    n = cread(c, c->ibuf + c->ilen, w->p->ibuf_size - c->ilen);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             return;
@@ -1631,8 +1692,17 @@ client_io_cb(struct ev_loop *loop, ev_io *io, int revents)
     struct lb_conn *c = bl_container_of(io, struct lb_conn, io);
 
     (void)loop;
+    if ((revents & EV_WRITE) && c->tls_wantw) {
+        /* the handshake (inside SSL_read) waited for the socket: go on reading */
+        c->tls_wantw = 0;
+        if (!pending(&c->to_c)) {
+            cio_set(c, c->mask & ~EV_WRITE);
+        }
+        drive(c, LB_EV_CREAD);
+        return;
+    }
     if (revents & EV_WRITE) {
-        int r = pend_flush(&c->to_c, c->fd);
+        int r = c->ssl != NULL ? lb_tls_flush(c) : pend_flush(&c->to_c, c->fd);
         if (r < 0) {
             lb_conn_close(c);
             return;

@@ -28,6 +28,7 @@
 #include "lb_ratelimit.h"
 #include "lb_reload.h"
 #include "lb_state.h"
+#include "lb_tls.h"
 #include "lb_types.h"
 #include "lb_worker.h"
 
@@ -142,6 +143,15 @@ on_reclaim(struct ev_loop *loop, ev_timer *t, int revents)
     lb_state_reclaim(ev_userdata(loop), 0);
 }
 
+static void
+on_ticket_rotate(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)t;
+    (void)revents;
+    lb_tls_rotate_keys();
+}
+
 static double
 ms_to_s(uint64_t ms)
 {
@@ -190,6 +200,14 @@ run(struct bl_conf *conf, const char *path)
     p->ibuf_size = BL_MAX(p->lim.max_head, 16384u);
     p->rbuf_size = 32768;
 
+    {
+        char lerr[1024];
+        if (lb_listeners_init(p, lerr, sizeof(lerr)) < 0) {
+            bl_log(BL_LOG_ERROR, "%s", lerr);
+            fprintf(stderr, "blog-lb: %s\n", lerr);
+            goto out;
+        }
+    }
     p->nnodes = (uint32_t)conf->nnodes;
     p->nodes = bl_xcalloc(p->nnodes ? p->nnodes : 1, sizeof(*p->nodes));
     nodes = p->nodes;
@@ -216,6 +234,10 @@ run(struct bl_conf *conf, const char *path)
         st = lb_state_create(nodes, p->nnodes, up, p->ring, lb_algo_find(lb->balance.by_id),
                              lb_algo_find(lb->balance.other), lb->balance.bounded_load);
         free(up);
+        if (st != NULL && lb_state_set_listeners(st, p) < 0) {
+            lb_state_destroy(st);
+            st = NULL;
+        }
         if (st == NULL) {
             bl_log(BL_LOG_ERROR, "cannot build the routing state");
             goto out;
@@ -259,10 +281,16 @@ run(struct bl_conf *conf, const char *path)
         }
         started++;
     }
+    ev_timer_init(&p->tkrot, on_ticket_rotate, LB_TLS_TICKET_ROTATE, LB_TLS_TICKET_ROTATE);
+    ev_timer_start(p->loop, &p->tkrot);
     for (size_t i = 0; i < lb->nlisteners; i++) {
         bl_logf(BL_LOG_INFO,
                 ((struct bl_log_field[]){ BL_LOG_STR("bind", lb->listeners[i].bind),
-                                          BL_LOG_STR("mode", "http"),
+                                          BL_LOG_STR("mode",
+                                                     lb->listeners[i].mode == BL_MODE_TCP
+                                                         ? "tcp"
+                                                     : lb->listeners[i].tls.enabled ? "https"
+                                                                                    : "http"),
                                           BL_LOG_UINT("workers", p->nworkers) }),
                 3, "listening");
     }
@@ -293,6 +321,7 @@ out:
     }
     lb_ratelimit_destroy(p->ratelimit);
     lb_state_reclaim(p, 1);
+    lb_listeners_free(p);
     lb_ring_put(p->ring);
     for (uint32_t i = 0; i < p->nall_nodes; i++) {
         lb_node_deinit(p->all_nodes[i]);

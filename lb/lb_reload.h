@@ -38,6 +38,11 @@ struct lb_node *lb_nodes_find(struct lb_proc *p, const char *name);
  */
 int lb_nodes_apply(struct lb_proc *p, struct lb_node **nodes, uint32_t n, double *moved);
 
+/* Builds p->lspecs from the current file (TLS contexts included), before the workers are
+ * set up. 0, or BL_ECONF with the reason in <err>. */
+int lb_listeners_init(struct lb_proc *p, char *err, size_t errlen);
+void lb_listeners_free(struct lb_proc *p);
+
 /* What a reload did (lb_reload()). */
 struct lb_reload_result {
     char **added;               /* node names that came */

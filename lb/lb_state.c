@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include <openssl/ssl.h>
+
 #include "bl/bl_conf.h"
 #include "bl/bl_log.h"
 #include "bl/bl_maglev.h"
@@ -104,6 +106,10 @@ lb_state_destroy(struct lb_state *st)
         return;
     }
     lb_ring_put(st->ring);
+    for (uint32_t i = 0; i < st->nls; i++) {
+        SSL_CTX_free(st->ls[i].tls);
+    }
+    free(st->ls);
     free(st->retired_qs);
     free(st->upidx);
     free(st->up);
@@ -137,7 +143,8 @@ lb_state_publish(struct lb_proc *p)
                          lb_algo_find(atomic_load(&p->conf)->lb.balance.by_id),
                          lb_algo_find(atomic_load(&p->conf)->lb.balance.other),
                          atomic_load(&p->conf)->lb.balance.bounded_load);
-    if (st == NULL) {
+    if (st == NULL || lb_state_set_listeners(st, p) < 0) {
+        lb_state_destroy(st);
         goto out;
     }
     if (old != NULL) {
@@ -174,6 +181,26 @@ out:
     free(up);
     free(nodes);
     return rc;
+}
+
+int
+lb_state_set_listeners(struct lb_state *st, const struct lb_proc *p)
+{
+    st->ls = calloc(p->nlspecs ? p->nlspecs : 1, sizeof(*st->ls));
+    if (st->ls == NULL) {
+        return -ENOMEM;
+    }
+    st->nls = p->nlspecs;
+    for (uint32_t i = 0; i < p->nlspecs; i++) {
+        st->ls[i].balance = p->lspecs[i].balance;
+        if (p->lspecs[i].tls != NULL) {
+            if (SSL_CTX_up_ref(p->lspecs[i].tls) != 1) {
+                return -ENOMEM;     /* never serve a TLS listener in clear */
+            }
+            st->ls[i].tls = p->lspecs[i].tls;
+        }
+    }
+    return 0;
 }
 
 static int

@@ -37,6 +37,10 @@ struct lb_state *lb_state_create(struct lb_node *const *nodes, uint32_t n, const
                                  const struct lb_algo_ops *other, double bounded_load);
 void lb_state_destroy(struct lb_state *st);            /* NULL is a no-op */
 
+/* Fills st->ls from p->lspecs (TLS contexts with a reference each, tcp balance).
+ * 0 or -ENOMEM. */
+int lb_state_set_listeners(struct lb_state *st, const struct lb_proc *p);
+
 /*
  * Control thread: builds a snapshot from p->nodes' current health (lb_node.up) and
  * publishes it; the previous one is retired. Returns 0 or -ENOMEM (the old snapshot

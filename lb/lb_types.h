@@ -28,6 +28,8 @@ struct lb_algo_ops;
 struct lb_health;
 struct lb_admin;
 struct lb_ratelimit;
+struct ssl_st;
+struct ssl_ctx_st;
 
 /* Routes of the public API (lb_route.c). */
 enum lb_route {
@@ -88,9 +90,29 @@ struct lb_state {
     const struct lb_algo_ops *by_id;    /* balance.by_id */
     const struct lb_algo_ops *other;    /* balance.other */
     double bounded_load;                /* balance.bounded_load, 0 = off */
+    struct lb_lsnap *ls;                /* per listener spec id (lb_lspec.id) */
+    uint32_t nls;
     /* [ctl] grace period bookkeeping */
     struct lb_state *retired_next;
     uint64_t *retired_qs;               /* worker quiescence counters when retired */
+};
+
+/* What a snapshot says about one listener spec: its TLS context (NULL = plain; the
+ * snapshot holds a reference) and, for mode: tcp, its balance (enum bl_conf_balance). */
+struct lb_lsnap {
+    struct ssl_ctx_st *tls;
+    int balance;
+};
+
+/* A listener of the configuration, process-wide. [ctl] */
+struct lb_lspec {
+    uint32_t id;                        /* index in p->lspecs, never reused */
+    char *bind;
+    int mode;                           /* enum bl_conf_mode */
+    int balance;                        /* enum bl_conf_balance (tcp) */
+    struct ssl_ctx_st *tls;             /* current context, NULL = plain; one reference */
+    int active;                         /* in the current file */
+    struct lb_listener **wl;            /* per worker: its listener for this spec */
 };
 
 /* A Maglev table shared by the snapshots of one node set. [ctl] refcount. */
@@ -204,16 +226,23 @@ struct lb_conn {
     char logline[200];                  /* "METHOD target" kept for the access log */
     char cip[48];                       /* client IP text */
     uint8_t cip_len;
+    uint8_t tls_wantw;                  /* the TLS layer waits for the socket to be writable */
+    struct ssl_st *ssl;                 /* TLS listener: the session, else NULL */
 };
 
-/* A listener of a worker. */
+/* A listener of a worker (allocated one by one, kept until the worker exits: client
+ * connections point at it). */
 struct lb_listener {
     ev_io io;
     ev_timer pause;                     /* out of file descriptors: retry accept later */
-    int fd;
-    int index;                          /* lb.listeners[index] */
+    int fd;                             /* -1 once closed (stop or reload) */
+    int index;                          /* lb.listeners[index] when opened (logs) */
+    uint32_t spec;                      /* lb_lspec.id */
     int mode;                           /* enum bl_conf_mode */
+    int started;                        /* accepting (worker thread) */
     struct lb_worker *w;
+    struct lb_listener *next_change;    /* reload inbox */
+    int change_close;                   /* inbox entry: close this one instead of starting */
 };
 
 #define LB_METRIC_NBUCKETS 14
@@ -249,8 +278,12 @@ struct lb_worker {
     ev_timer sweep;                     /* 1 s: pool idle timeout, drain progress */
     _Atomic uint64_t qs;                /* [atomic] odd = running callbacks, even = idle */
     struct lb_state *st;                /* snapshot for this loop iteration */
-    struct lb_listener *ls;             /* one per lb.listeners entry */
+    struct lb_listener **ls;            /* every listener ever opened (closed ones too) */
     uint32_t nls;
+    pthread_mutex_t lmu;                /* guards linbox */
+    struct lb_listener *linbox;         /* control -> worker: listeners to start or close */
+    struct lb_tconn *tconns;            /* mode: tcp connections (lb_tcp.c) */
+    uint32_t ntconns;
     struct lb_wnode **wnodes;           /* by lb_node.id, allocated on first sight */
     uint32_t nwnodes;
     struct lb_conn *conns;              /* client connections */
@@ -285,6 +318,9 @@ struct lb_proc {
     struct lb_node **all_nodes;         /* [ctl] every node ever created (freed at exit) */
     uint32_t nall_nodes;
     const char *conf_path;              /* reloaded on SIGHUP */
+    struct lb_lspec *lspecs;            /* [ctl] every listener spec ever configured */
+    uint32_t nlspecs;
+    ev_timer tkrot;                     /* TLS session ticket key rotation */
     _Atomic(struct lb_state *) state;   /* current snapshot */
     struct lb_state *retired;           /* [ctl] snapshots waiting for their grace period */
     uint64_t gen;                       /* [ctl] last published generation */

@@ -17,6 +17,7 @@
 #include "lb_backend.h"
 #include "lb_conn.h"
 #include "lb_state.h"
+#include "lb_tcp.h"
 
 #define ACCEPT_BATCH 64
 
@@ -58,7 +59,11 @@ accept_cb(struct ev_loop *loop, ev_io *io, int revents)
             continue;
         }
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        lb_conn_accept(w, l, fd, (struct sockaddr *)&ss, len);
+        if (l->mode == BL_MODE_TCP) {
+            lb_tcp_accept(w, l, fd, (struct sockaddr *)&ss, len);
+        } else {
+            lb_conn_accept(w, l, fd, (struct sockaddr *)&ss, len);
+        }
     }
 }
 
@@ -128,15 +133,101 @@ check_cb(struct ev_loop *loop, ev_check *ck, int revents)
 }
 
 static void
+listener_close(struct lb_listener *l)
+{
+    ev_timer_stop(l->w->loop, &l->pause);
+    if (l->fd >= 0) {
+        ev_io_stop(l->w->loop, &l->io);
+        close(l->fd);
+        l->fd = -1;
+    }
+}
+
+struct lb_listener *
+lb_listener_open(struct lb_worker *w, const struct lb_lspec *s, int index, int *err)
+{
+    struct lb_listener *l;
+    int fd, one = 1, defer = 1;
+
+    fd = bl_net_listen(s->bind, 4096, true);
+    if (fd < 0) {
+        *err = fd;
+        return NULL;
+    }
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (s->mode == BL_MODE_HTTP) {
+        /* an HTTP client speaks first; a tcp one may not (server-first protocols) */
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
+    }
+    l = bl_xcalloc(1, sizeof(*l));
+    l->fd = fd;
+    l->index = index;
+    l->spec = s->id;
+    l->mode = s->mode;
+    l->w = w;
+    ev_io_init(&l->io, accept_cb, fd, EV_READ);
+    ev_init(&l->pause, pause_cb);
+    *err = 0;
+    return l;
+}
+
+/* Worker: adopts <l> (starts accepting on it). */
+static void
+listener_adopt(struct lb_worker *w, struct lb_listener *l)
+{
+    w->ls = bl_xrealloc(w->ls, (w->nls + 1) * sizeof(*w->ls));
+    w->ls[w->nls++] = l;
+    if (!w->stopping) {
+        ev_io_start(w->loop, &l->io);
+        l->started = 1;
+    } else {
+        listener_close(l);
+    }
+}
+
+void
+lb_worker_listener_change(struct lb_worker *w, struct lb_listener *l, int close_it)
+{
+    l->change_close = close_it;
+    pthread_mutex_lock(&w->lmu);
+    l->next_change = w->linbox;
+    w->linbox = l;
+    pthread_mutex_unlock(&w->lmu);
+    ev_async_send(w->loop, &w->wake);
+}
+
+/* Worker: applies the listener changes of a reload, in the order they were sent. */
+static void
+apply_listener_changes(struct lb_worker *w)
+{
+    struct lb_listener *list, *rev = NULL;
+
+    pthread_mutex_lock(&w->lmu);
+    list = w->linbox;
+    w->linbox = NULL;
+    while (list != NULL) {
+        struct lb_listener *next = list->next_change;
+        list->next_change = rev;
+        rev = list;
+        list = next;
+    }
+    for (struct lb_listener *l = rev, *next; l != NULL; l = next) {
+        next = l->next_change;
+        l->next_change = NULL;
+        if (l->change_close) {
+            listener_close(l);      /* established connections stay */
+        } else {
+            listener_adopt(w, l);
+        }
+    }
+    pthread_mutex_unlock(&w->lmu);
+}
+
+static void
 stop_listeners(struct lb_worker *w)
 {
     for (uint32_t i = 0; i < w->nls; i++) {
-        ev_timer_stop(w->loop, &w->ls[i].pause);
-        if (w->ls[i].fd >= 0) {
-            ev_io_stop(w->loop, &w->ls[i].io);
-            close(w->ls[i].fd);
-            w->ls[i].fd = -1;
-        }
+        listener_close(w->ls[i]);
     }
 }
 
@@ -147,6 +238,7 @@ wake_cb(struct ev_loop *loop, ev_async *a, int revents)
     int stop = atomic_load(&w->p->stopping);
 
     (void)revents;
+    apply_listener_changes(w);
     if (stop == 0 || w->stopping >= stop) {
         return;
     }
@@ -156,6 +248,7 @@ wake_cb(struct ev_loop *loop, ev_async *a, int revents)
         next = c->lnext;
         lb_conn_drain(c, stop >= 2);
     }
+    lb_tcp_drain(w, stop >= 2);
     lb_backend_sweep(w, 0);
     if (w->nconns == 0) {
         ev_break(loop, EVBREAK_ONE);
@@ -225,26 +318,20 @@ lb_worker_init(struct lb_worker *w, struct lb_proc *p, uint32_t id)
     w->rng = seed | 1;
     snprintf(w->rid_next, sizeof(w->rid_next), "%08x%02x%014x", (unsigned)(seed >> 32),
              id & 0xff, 0u);
-    w->nls = (uint32_t)lc->nlisteners;
-    w->ls = bl_xcalloc(w->nls ? w->nls : 1, sizeof(*w->ls));
-    for (uint32_t i = 0; i < w->nls; i++) {
-        struct lb_listener *l = &w->ls[i];
-        int fd, one = 1, defer = 1;
-        l->fd = -1;
-        l->index = (int)i;
-        l->mode = lc->listeners[i].mode;
-        l->w = w;
-        fd = bl_net_listen(lc->listeners[i].bind, 4096, true);
-        if (fd < 0) {
-            bl_log(BL_LOG_ERROR, "listener %s: %s", lc->listeners[i].bind, bl_strerror(fd));
-            return fd;
+    pthread_mutex_init(&w->lmu, NULL);
+    for (uint32_t i = 0; i < p->nlspecs; i++) {
+        struct lb_listener *l;
+        int err;
+        if (!p->lspecs[i].active) {
+            continue;
         }
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer, sizeof(defer));
-        l->fd = fd;
-        ev_io_init(&l->io, accept_cb, fd, EV_READ);
-        ev_io_start(w->loop, &l->io);
-        ev_init(&l->pause, pause_cb);
+        l = lb_listener_open(w, &p->lspecs[i], (int)i, &err);
+        if (l == NULL) {
+            bl_log(BL_LOG_ERROR, "listener %s: %s", p->lspecs[i].bind, bl_strerror(err));
+            return err;
+        }
+        p->lspecs[i].wl[id] = l;
+        listener_adopt(w, l);
     }
     ev_async_init(&w->wake, wake_cb);
     ev_async_start(w->loop, &w->wake);
@@ -273,6 +360,7 @@ worker_main(void *arg)
         next = c->lnext;
         lb_conn_close(c);
     }
+    lb_tcp_drain(w, 1);
     stop_listeners(w);
     lb_backend_sweep(w, -1.0);
     lb_conn_reap(w);
@@ -323,7 +411,19 @@ lb_worker_deinit(struct lb_worker *w)
     free(w->ibufs);
     free(w->rbufs);
     free(w->scratch);
+    for (uint32_t i = 0; i < w->nls; i++) {
+        free(w->ls[i]);
+    }
     free(w->ls);
+    for (struct lb_listener *l = w->linbox, *next; l != NULL; l = next) {
+        next = l->next_change;
+        if (l->fd >= 0) {
+            close(l->fd);
+        }
+        free(l);
+    }
+    w->linbox = NULL;
+    pthread_mutex_destroy(&w->lmu);
     for (uint32_t i = 0; i < w->nwnodes; i++) {
         free(w->wnodes[i]);
     }

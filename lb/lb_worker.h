@@ -23,6 +23,18 @@ void lb_worker_stop(struct lb_worker *w, int force);
 /* Joins the thread (after it stopped) and frees everything. */
 void lb_worker_deinit(struct lb_worker *w);
 
+/*
+ * Opens a listening socket for <s> for worker <w> (SO_REUSEPORT; TCP_DEFER_ACCEPT for
+ * mode: http). Any thread; the listener is not started. NULL with *<err> set on failure.
+ */
+struct lb_listener *lb_listener_open(struct lb_worker *w, const struct lb_lspec *s, int index,
+                                     int *err);
+
+/* Control thread: hands <l> to worker <w>, which starts accepting on it (<close_it> 0, <l>
+ * from lb_listener_open) or closes it (<close_it> 1, one of its listeners; connections
+ * accepted on it stay). Applied by the worker at its next wake-up. */
+void lb_worker_listener_change(struct lb_worker *w, struct lb_listener *l, int close_it);
+
 /* Request (<which> 0) or response (1) buffer from the worker's free list, or NULL. */
 static inline char *
 lb_worker_buf_get(struct lb_worker *w, int which)

@@ -74,8 +74,8 @@ curl -sf "$U/healthz" >/dev/null || fail "admin listener did not come up"
 
 # jq-free JSON access: json FILTER (python expression over j) < body
 json() { python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
-acurl() { curl -s -H "$AUTH" "$@"; }
-code() { curl -s -o "$tmp/body" -w '%{http_code}' "$@"; }
+acurl() { curl -s -m 20 -H "$AUTH" "$@"; }
+code() { curl -s -m 20 -o "$tmp/body" -w '%{http_code}' "$@"; }
 
 # --- authentication
 for path in /nodes /ring "/ring/route?id=abc" /metrics; do
@@ -125,16 +125,22 @@ json 'j["nodes"]==["b1","b2","b3"]' <"$tmp/ring2" | grep -qx True || fail "ring 
 ok "POST /nodes (409, 400s, 201 down then up after rise)"
 
 # an id owned by b3: requests for it reach b3
-id3=
-for k in $(seq 0 200); do
-    id=$(printf '%024x' $((k * 7919 + 12345)))
-    if acurl "$U/ring/route?id=$id" | json 'j["owner"]' | grep -qx b3; then id3=$id; break; fi
-done
+id3=$(python3 - "$U" "$AUTH" <<'PY'
+import json, sys, urllib.request
+base, auth = sys.argv[1], sys.argv[2].split(": ", 1)
+for k in range(400):
+    i = "%024x" % (k * 7919 + 12345)
+    rq = urllib.request.Request(base + "/ring/route?id=" + i, headers={auth[0]: auth[1]})
+    if json.load(urllib.request.urlopen(rq))["owner"] == "b3":
+        print(i)
+        break
+PY
+)
 [ -n "$id3" ] || fail "no id owned by b3 in 200 tries"
 acurl "$U/ring/route?id=$id3" >"$tmp/route"
 json 'j["id"]=="'"$id3"'" and j["owner"]=="b3" and j["chosen"]=="b3" and j["spill"] is False and sorted(j["preferences"])==["b1","b2","b3"] and j["preferences"][0]=="b3"' \
     <"$tmp/route" | grep -qx True || fail "GET /ring/route: $(cat "$tmp/route")"
-node_of() { curl -s -D - -o /dev/null "http://127.0.0.1:$P_LB$1" | tr -d '\r' | sed -n 's/^X-Blog-Node: //ip'; }
+node_of() { curl -s -m 20 -D - -o /dev/null "http://127.0.0.1:$P_LB$1" | tr -d '\r' | sed -n 's/^X-Blog-Node: //ip'; }
 [ "$(node_of "/posts/$id3")" = b3 ] || fail "id owned by b3 not routed to b3"
 [ "$(code -H "$AUTH" "$U/ring/route")" = 400 ] || fail "route without id not 400"
 ok "GET /ring/route, the added node serves its ids"
@@ -143,13 +149,30 @@ ok "GET /ring/route, the added node serves its ids"
 # the test backend delays paths ending in /slow by ?ms=N: the id "slow"
 slow_id=slow
 owner=$(acurl "$U/ring/route?id=$slow_id" | json 'j["owner"]')
-curl -s -D "$tmp/slowh" -o "$tmp/slowb" "http://127.0.0.1:$P_LB/posts/$slow_id?ms=1500" &
+curl -s -m 30 -D "$tmp/slowh" -o "$tmp/slowb" "http://127.0.0.1:$P_LB/posts/$slow_id?ms=4000" &
 slow_pid=$!
-sleep 0.3
-[ "$(code -H "$AUTH" -XPOST "$U/nodes/$owner/drain")" = 200 ] || fail "drain"
-json 'j["state"]' <"$tmp/body" | grep -qx draining || fail "drain answer: $(cat "$tmp/body")"
-infl=$(acurl "$U/nodes" | json '[n["inflight"] for n in j["nodes"] if n["name"]=="'"$owner"'"][0]')
-[ "$infl" -ge 1 ] || fail "the slow request is not in flight on $owner"
+# one python process: wait until the slow request is in flight on its node, drain the node,
+# check the answer and that the request is still in flight
+python3 - "$U" "$AUTH" "$owner" >"$tmp/drain.out" <<'PY' || fail "drain: $(cat "$tmp/drain.out")"
+import json, sys, time, urllib.request
+base, auth, owner = sys.argv[1], sys.argv[2].split(": ", 1), sys.argv[3]
+def call(method, path):
+    rq = urllib.request.Request(base + path, method=method, headers={auth[0]: auth[1]})
+    with urllib.request.urlopen(rq, timeout=10) as r:
+        return r.status, json.load(r)
+def inflight():
+    return [n["inflight"] for n in call("GET", "/nodes")[1]["nodes"] if n["name"] == owner][0]
+end = time.time() + 3.5
+while inflight() == 0:
+    if time.time() > end:
+        print("the slow request never was in flight on", owner); sys.exit(1)
+    time.sleep(0.02)
+st, node = call("POST", "/nodes/%s/drain" % owner)
+if st != 200 or node["state"] != "draining":
+    print("drain answer", st, node); sys.exit(1)
+if inflight() < 1:
+    print("the slow request is not in flight any more after the drain"); sys.exit(1)
+PY
 for _ in 1 2 3 4 5; do
     n=$(node_of "/posts/$slow_id?ms=0")
     [ "$n" != "$owner" ] && [ -n "$n" ] || fail "drained node $owner got a new request"
