@@ -1049,6 +1049,10 @@ tick(struct ctld *d)
         d->have_prev = false;
         return;
     }
+    if (d->have_prev && total >= d->prev_total
+        && now - d->prev_ms < d->conf->autoscale.interval_ms / 2) {
+        return;                     /* a tick right after a long step: too short to measure */
+    }
     if (!d->have_prev || total < d->prev_total || now <= d->prev_ms) {
         d->have_prev = true;        /* first sample, or a counter reset (LB restart) */
         d->prev_total = total;

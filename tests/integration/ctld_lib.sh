@@ -79,6 +79,7 @@ write_config() {
     cat >"$1" <<YAML
 cluster:
   name: ctldtest
+${REDIS_URL:+  redis: "$REDIS_URL"}
   write_tokens_sha256: ["$(sha "$WRITE_TOKEN")"]
 lb:
   listeners: [{bind: "127.0.0.1:$P_LB", mode: http}]
@@ -103,7 +104,7 @@ autoscale:
   up_window: 1s
   down_window: 3s
   cooldown: 1s
-  hook_timeout: 15s
+  hook_timeout: ${HOOK_TIMEOUT:-15s}
   scale_up: "$2"
   scale_down: "$3"
   bind: "127.0.0.1:$P_CTLD"
@@ -138,12 +139,12 @@ print(sum(1 for n in json.load(sys.stdin)["nodes"] if n["state"] != "draining"))
 metric() {
     local name=$1
     [ -n "${2:-}" ] && name="$1{$2}"
-    curl -sS -m 3 "http://127.0.0.1:${CTLD_PORT:-$P_CTLD}/metrics" 2>/dev/null | awk -v n="$name" '
+    { curl -sS -m 3 "http://127.0.0.1:${CTLD_PORT:-$P_CTLD}/metrics" 2>/dev/null || true; } | awk -v n="$name" '
         $1 == n { v = $2 } END { print (v == "" ? 0 : v) }'
 }
 
 events_total() {
-    curl -sS -m 3 "http://127.0.0.1:${CTLD_PORT:-$P_CTLD}/metrics" 2>/dev/null | awk '
+    { curl -sS -m 3 "http://127.0.0.1:${CTLD_PORT:-$P_CTLD}/metrics" 2>/dev/null || true; } | awk '
         /^blog_ctld_scale_events_total\{/ { s += $2 } END { print s + 0 }'
 }
 
@@ -167,12 +168,15 @@ start_cluster() {
     fail "the LB did not serve /posts within 15 s"
 }
 
+# start_ctld CONFIG [ctld options...]
 start_ctld() {
-    "$CTLD" --config "$1" >>"$tmp/ctld.log" 2>&1 &
+    local cfg=$1
+    shift
+    "$CTLD" --config "$cfg" "$@" >>"$tmp/ctld.log" 2>&1 &
     ctld_pid=$!
     local i
     for i in $(seq 1 100); do
-        curl -sf -m 1 "http://127.0.0.1:$P_CTLD/healthz" >/dev/null 2>&1 && return 0
+        curl -sf -m 1 "http://127.0.0.1:${CTLD_PORT:-$P_CTLD}/healthz" >/dev/null 2>&1 && return 0
         kill -0 "$ctld_pid" 2>/dev/null || fail "blog-ctld exited at start"
         sleep 0.1
     done
