@@ -252,12 +252,15 @@ mk_cache(void)
     return c;
 }
 
+static struct env *g_live;              /* the environment a test set up, for the teardown */
+
 static void
 env_up(struct env *e, const char *password)
 {
     char yaml[512], *err = NULL;
 
     memset(e, 0, sizeof(*e));
+    g_live = e;
     snprintf(e->dir, sizeof(e->dir), "/tmp/test_node_inval.XXXXXX");
     assert_non_null(mkdtemp(e->dir));
     e->port = free_port();
@@ -294,6 +297,7 @@ env_up(struct env *e, const char *password)
 static void
 env_down(struct env *e)
 {
+    g_live = NULL;
     node_inval_destroy(e->i1);
     node_inval_destroy(e->i2);
     node_cache_destroy(e->c1);
@@ -377,7 +381,7 @@ publish_raw(struct env *e, const char *msg, size_t len)
 static void
 test_live_delivery(void **state)
 {
-    struct env e;
+    static struct env e;                /* static: the teardown reaches it after a failure */
     long ms;
     size_t n;
     char msg[512];
@@ -445,7 +449,7 @@ test_live_delivery(void **state)
 static void
 test_live_kill_and_replay(void **state)
 {
-    struct env e;
+    static struct env e;                /* static: the teardown reaches it after a failure */
     long ms;
     uint64_t t0;
 
@@ -495,7 +499,7 @@ test_live_kill_and_replay(void **state)
 static void
 test_live_silent_redis(void **state)
 {
-    struct env e;
+    static struct env e;                /* static: the teardown reaches it after a failure */
     long ms;
 
     (void)state;
@@ -521,7 +525,7 @@ test_live_silent_redis(void **state)
 static void
 test_live_auth(void **state)
 {
-    struct env e;
+    static struct env e;                /* static: the teardown reaches it after a failure */
     char yaml[512], *err = NULL;
     struct bl_conf *bad;
     struct node_cache *c;
@@ -575,6 +579,20 @@ test_rediss_refused(void **state)
     bl_conf_destroy(conf);
 }
 
+/* After a failed assertion the test never reached env_down: stop its Redis and threads. */
+static int
+teardown_live(void **state)
+{
+    (void)state;
+    if (g_live != NULL) {
+        if (g_live->redis > 0) {
+            kill(g_live->redis, SIGCONT);   /* a SIGSTOPped one must be able to die */
+        }
+        env_down(g_live);
+    }
+    return 0;
+}
+
 int
 main(void)
 {
@@ -582,10 +600,10 @@ main(void)
         cmocka_unit_test(test_parse_url),
         cmocka_unit_test(test_codec),
         cmocka_unit_test(test_rediss_refused),
-        cmocka_unit_test(test_live_delivery),
-        cmocka_unit_test(test_live_kill_and_replay),
-        cmocka_unit_test(test_live_silent_redis),
-        cmocka_unit_test(test_live_auth),
+        cmocka_unit_test_teardown(test_live_delivery, teardown_live),
+        cmocka_unit_test_teardown(test_live_kill_and_replay, teardown_live),
+        cmocka_unit_test_teardown(test_live_silent_redis, teardown_live),
+        cmocka_unit_test_teardown(test_live_auth, teardown_live),
     };
 
     signal(SIGPIPE, SIG_IGN);
