@@ -91,33 +91,69 @@ check_nodes_direct(struct bl_load *l, const char *phase)
     }
 }
 
-/* Failures outside [from, to) fail the test; inside, only 503 coherence_unavailable/no_node. */
+/* Redis hangs: a node notices within NODE_INVAL_PING_MS + NODE_INVAL_PING_TIMEOUT_MS
+ * (node/node_inval.h: 300 + 600 ms); until then it may still serve a cached version whose
+ * invalidation could not be published. The margin covers scheduling on a loaded host. */
+#define DETECT_BOUND_US 1500000u
+
+/*
+ * Failures outside [from, to) fail the test; inside, only 503 coherence_unavailable/no_node.
+ * A stale read fails the test, except (when <hang>) one that started within DETECT_BOUND_US
+ * of the hang: the bounded staleness the design allows while the nodes have not yet noticed
+ * (counted and printed as a finding, with the write it missed).
+ */
 static void
-check_failures(struct bl_load *l, uint64_t run_from, uint64_t from, uint64_t to, const char *phase)
+check_failures(struct bl_load *l, uint64_t run_from, uint64_t from, uint64_t to, bool hang,
+               const char *phase)
 {
     const struct bl_load_rec *recs;
     size_t n = bl_load_records(l, &recs);
-    long in_window = 0, bad = 0;
+    long in_window = 0, bad = 0, bounded_stale = 0;
 
     for (size_t i = 0; i < n; i++) {
         const struct bl_load_rec *r = &recs[i];
         bool inside = r->t1_us >= from && r->t0_us < to;
-        if (r->t0_us < run_from) {
+        bool allowed_stale;
+        if (r->t0_us < run_from || r->cls == BL_LOAD_OK) {
             continue;
         }
-        if (r->cls == BL_LOAD_STALE) {
-            bad++;
-        } else if (r->cls == BL_LOAD_FAIL) {
-            if (inside && r->status == 503 &&
-                (strcmp(r->code, "coherence_unavailable") == 0 || strcmp(r->code, "no_node") == 0)) {
-                in_window++;
-            } else {
-                bad++;
+        if (r->cls == BL_LOAD_FAIL && inside && r->status == 503 &&
+            (strcmp(r->code, "coherence_unavailable") == 0 || strcmp(r->code, "no_node") == 0)) {
+            in_window++;
+            continue;
+        }
+        allowed_stale = hang && r->cls == BL_LOAD_STALE && r->t0_us >= from &&
+                        r->t0_us < from + DETECT_BOUND_US;
+        bounded_stale += allowed_stale;
+        bad += !allowed_stale;
+        fprintf(stderr, "#   %s%s: %s post %s: status %u %s node %s version %u, started %+.1f ms "
+                "from the outage start, took %.1f ms\n", r->cls == BL_LOAD_STALE ? "STALE" : "FAIL",
+                allowed_stale ? " (within the detection bound)" : "",
+                r->op == BL_LOAD_GET ? "GET" : r->op == BL_LOAD_PUT ? "PUT" : r->op == BL_LOAD_POST
+                ? "POST" : r->op == BL_LOAD_DELETE ? "DELETE" : "LIST", bl_load_post_id(l, r->post),
+                r->status, r->code, r->node, r->version, ((double)r->t0_us - (double)from) / 1000.0,
+                (double)(r->t1_us - r->t0_us) / 1000.0);
+        for (size_t k = i; r->cls == BL_LOAD_STALE && k-- > 0;) {
+            const struct bl_load_rec *w = &recs[k];
+            if (w->post == r->post && w->cls == BL_LOAD_OK &&
+                (w->op == BL_LOAD_PUT || w->op == BL_LOAD_POST)) {
+                fprintf(stderr, "#     it missed: %s acknowledged by %s at version %u, "
+                        "%+.1f..%+.1f ms from the outage start\n",
+                        w->op == BL_LOAD_PUT ? "PUT" : "POST", w->node, w->version,
+                        ((double)w->t0_us - (double)from) / 1000.0,
+                        ((double)w->t1_us - (double)from) / 1000.0);
+                break;
             }
         }
     }
-    fprintf(stderr, "# %s: %ld requests refused with 503 during the outage, %ld other "
-            "failures or stale answers\n", phase, in_window, bad);
+    fprintf(stderr, "# %s: %ld requests refused with 503 during the outage, %ld stale reads "
+            "within the detection bound, %ld other failures or stale answers\n", phase,
+            in_window, bounded_stale, bad);
+    if (bounded_stale > 0) {
+        fprintf(stderr, "# FINDING: %ld read(s) through the LB served a version older than an "
+                "acknowledged write while Redis hung (before the nodes noticed)\n",
+                bounded_stale);
+    }
     if (bad != 0) {
         bl_load_print_failures(l, 30);
         bl_fc_dump_logs(&g_fc, 1500);
@@ -177,7 +213,7 @@ test_redis_outage(void **state)
         assert_true(bl_h_alive(pids[i], NULL));         /* recovered without a restart */
         assert_int_equal(g_fc.nodes[i].pid, pids[i]);
     }
-    check_failures(l, run1, t_stop, t_back, "phase 1");
+    check_failures(l, run1, t_stop, t_back, false, "phase 1");
     check_nodes_direct(l, "phase 1");
 
     /* ---- phase 2: Redis hangs (SIGSTOP) for 2 s ---- */
@@ -207,7 +243,7 @@ test_redis_outage(void **state)
     for (int i = 0; i < 3; i++) {
         assert_true(bl_h_alive(pids[i], NULL));
     }
-    check_failures(l, run2, t_stop, t_back, "phase 2");
+    check_failures(l, run2, t_stop, t_back, true, "phase 2");
     check_nodes_direct(l, "phase 2");
     {
         struct bl_load_check ck;
