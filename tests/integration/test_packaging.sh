@@ -35,10 +35,14 @@ LOCK=/tmp/blogscale-test-packaging.lock
 tmp=$(mktemp -d /tmp/test_packaging.XXXXXX)
 pids=
 npids=
+n1= lb= ctld=
+phase4=0
 created_user=0
 cleanup() {
     local p
-    for p in $pids $npids; do kill -KILL "$p" 2>/dev/null || true; done
+    disown -a 2>/dev/null || true   # no "Killed <command>" job reports
+    # the traced daemons first: killing strace only detaches them
+    for p in $n1 $lb $ctld $pids $npids; do kill -KILL "$p" 2>/dev/null || true; done
     if [ -e "$MARKER" ]; then
         dpkg_retry -P blogscale >/dev/null 2>&1 || true
         rm -f "$MARKER"
@@ -52,7 +56,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 fail() {
+    local f
     echo "FAIL: $*" >&2
+    if [ "$phase4" = 1 ]; then
+        for f in "$tmp"/n1.log "$tmp"/n2.log "$tmp"/lb.log "$tmp"/ctld.log "$tmp"/redis.log \
+                 "$tmp"/prom.log "$tmp"/notify-*.log; do
+            [ -f "$f" ] || continue
+            echo "--- $(basename "$f") (last 15 lines)" >&2
+            tail -n 15 "$f" >&2 || true
+        done
+    fi
     exit 1
 }
 step() {
@@ -227,8 +240,9 @@ used=$(grep -ohE 'blog_(lb|node|ctld)_[a-z0-9_]+' "$MON/alerts.yml" "$MON/grafan
 # metrics (ctl_cmd_status.c names cache metrics no daemon exports yet).
 exported=$(cat "$SRC"/lb/*.c "$SRC"/node/*.c $(ls "$SRC"/ctl/*ctld*.c 2>/dev/null) \
            | grep -oE 'blog_(lb|node|ctld)_[a-z0-9_]+' | sort -u)
+grep -q '^<!-- pending-metrics -->$' "$SRC/docs/OPERATIONS.md" || fail "docs/OPERATIONS.md lost its pending-metrics list"
 pending=$(sed -n '/^<!-- pending-metrics -->$/,/^<!-- \/pending-metrics -->$/p' "$SRC/docs/OPERATIONS.md" \
-          | grep -oE 'blog_(lb|node|ctld)_[a-z0-9_]+' | sort -u)
+          | { grep -oE 'blog_(lb|node|ctld)_[a-z0-9_]+' || true; } | sort -u)
 [ -n "$pending$exported" ] || fail "no metric names found"
 for m in $used; do
     grep -qx "$m" <<<"$exported" || grep -qx "$m" <<<"$pending" \
@@ -358,6 +372,7 @@ fi
 
 # ---------------------------------------------------------------------------------------
 step "4. local cluster + Prometheus with the shipped scrape config and rules"
+phase4=1
 read -r p_lb p_admin p_n1 p_n2 p_ctld p_prom p_redis <<<"$(free_ports 7)"
 mkdir -p "$tmp/data" "$tmp/prom" "$tmp/redis"
 # The shipped file runs the nodes with the cache and Redis invalidation: so does this one.
@@ -421,16 +436,15 @@ env_ctld=
 [ "$have_ctld" = 1 ] && notify_setup ctld blog-ctld.service "$p_ctld"
 
 # strace -f -c: the summary (one line per system call) is written when the daemon exits.
-env $env_n1 strace -f -c -o "$tmp/n1.strace" "$NODE_BIN" --config "$tmp/cluster.yaml" --name n1 2>"$tmp/n1.log" &
+env $env_n1 strace -f -c -o "$tmp/n1.strace" "$NODE_BIN" --config "$tmp/cluster.yaml" --name n1 >"$tmp/n1.out" 2>"$tmp/n1.log" &
 st_n1=$!; pids="$pids $st_n1"
-"$NODE_BIN" --config "$tmp/cluster.yaml" --name n2 2>"$tmp/n2.log" &
+"$NODE_BIN" --config "$tmp/cluster.yaml" --name n2 >"$tmp/n2.out" 2>"$tmp/n2.log" &
 n2=$!; pids="$pids $n2"
-env $env_lb strace -f -c -o "$tmp/lb.strace" "$LB_BIN" --config "$tmp/cluster.yaml" 2>"$tmp/lb.log" &
+env $env_lb strace -f -c -o "$tmp/lb.strace" "$LB_BIN" --config "$tmp/cluster.yaml" >"$tmp/lb.out" 2>"$tmp/lb.log" &
 st_lb=$!; pids="$pids $st_lb"
-ctld=
 st_ctld=
 if [ "$have_ctld" = 1 ]; then
-    env $env_ctld strace -f -c -o "$tmp/ctld.strace" "$CTLD_BIN" --config "$tmp/cluster.yaml" 2>"$tmp/ctld.log" &
+    env $env_ctld strace -f -c -o "$tmp/ctld.strace" "$CTLD_BIN" --config "$tmp/cluster.yaml" >"$tmp/ctld.out" 2>"$tmp/ctld.log" &
     st_ctld=$!; pids="$pids $st_ctld"
 fi
 wait_http "http://127.0.0.1:$p_n1/readyz" 20 || { cat "$tmp/n1.log" >&2; fail "n1 not ready"; }
@@ -549,6 +563,7 @@ for p in $st_n1 $st_lb $n2 $st_ctld; do
 done
 kill -TERM "$redis"; wait "$redis" 2>/dev/null || true
 pids=
+n1= lb= ctld=
 for p in $npids; do
     for i in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 done
