@@ -69,6 +69,7 @@ struct ctld {
     bool use_lease;
     redisContext *redis;
     bool leader;
+    bool leader_known;                  /* set_leader() ran once */
     uint64_t ttl_ms;
     uint64_t lease_ok_ms;               /* last successful acquire/renew */
     uint64_t last_try_ms;
@@ -268,7 +269,7 @@ redis_ok(struct ctld *d)
 static void
 set_leader(struct ctld *d, bool leader, const char *why)
 {
-    if (leader != d->leader) {
+    if (leader != d->leader || !d->leader_known) {
         bl_logf(BL_LOG_INFO, ((struct bl_log_field[]){ BL_LOG_BOOL("leader", leader),
                                                        BL_LOG_STR("reason", why),
                                                        BL_LOG_STR("key", d->lease_key) }),
@@ -277,6 +278,7 @@ set_leader(struct ctld *d, bool leader, const char *why)
             d->reconciled = false;      /* a new term starts with a reconcile */
         }
     }
+    d->leader_known = true;
     d->leader = leader;
     bl_metric_set(d->m_leader, leader ? 1 : 0);
     set_status(d, "leader", json_boolean(leader));

@@ -190,7 +190,8 @@ stop_ctld() {
     ctld_pid=""
 }
 
-# wait_until SECONDS WHAT CMD...: polls CMD every 0.25 s
+# wait_until SECONDS WHAT CMD...: polls CMD every 0.25 s (CMD's arguments are expanded once:
+# put a "$(...)" that must be re-read in a function)
 wait_until() {
     local limit=$1 what=$2 end
     shift 2
@@ -217,3 +218,6 @@ spawned_running() {
     done
     echo $n
 }
+
+no_spawned() { [ "$(spawned_running)" = 0 ]; }
+ctld_leads() { [ "$(metric blog_ctld_leader)" = 1 ]; }

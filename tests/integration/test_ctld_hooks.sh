@@ -94,7 +94,7 @@ start_ctld "$cfg" --lb-admin "127.0.0.1:$P_ADMIN" --lb-admin "127.0.0.1:$P_STUB"
 wait_until 25 "a scale-up refused by the second LB" up_failed
 grep -q 'stub LB refuses' "$tmp/ctld.log" || fail "the second LB's refusal is not logged"
 [ "$(lb_nodes)" = "$before" ] || fail "half-added node left on the first LB: $(lb_nodes)"
-wait_until 10 "the refused node stopped" test "$(spawned_running)" = 0
+wait_until 10 "the refused node stopped" no_spawned
 log "second LB refuses: first LB rolled back ($(lb_nodes)), node stopped"
 kill -KILL "$load_pid" 2>/dev/null || true
 stop_ctld

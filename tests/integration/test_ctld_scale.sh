@@ -12,7 +12,7 @@ write_config "$cfg" "$SRC/packaging/hooks/spawn-node" "$SRC/packaging/hooks/stop
 start_cluster "$cfg"
 start_ctld "$cfg"
 log "cluster up: $(lb_nodes)"
-wait_until 10 "ctld leads" test "$(metric blog_ctld_leader)" = 1
+wait_until 10 "ctld leads" ctld_leads
 
 # 1. load step: 240 req/s = 5 nodes' worth (clamped to max 4)
 load 240 25000 step
@@ -44,7 +44,7 @@ set -e
 summary=$(grep summary "$tmp/load-down.out" || true)
 [ "$rc" = 0 ] || fail "requests failed during the scale-down (blog-load exit $rc): $summary"
 log "load during scale-down: $summary"
-wait_until 10 "spawned nodes stopped" test "$(spawned_running)" = 0
+wait_until 10 "spawned nodes stopped" no_spawned
 [ "$(metric blog_ctld_scale_events_total 'direction="down",result="ok"')" -ge 2 ] \
     || fail "scale-down events not counted"
 python3 -c '
