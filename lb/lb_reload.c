@@ -447,7 +447,7 @@ lb_reload(struct lb_proc *p, struct lb_reload_result *res)
         return BL_ECONF;
     }
     if (lb_conf_check(nc, res->err, sizeof(res->err)) < 0) {
-        bl_log(BL_LOG_ERROR, "reload: invalid configuration; the running one stays");
+        bl_log(BL_LOG_ERROR, "reload: %s; the running configuration stays", res->err);
         bl_conf_destroy(nc);
         return BL_ECONF;
     }

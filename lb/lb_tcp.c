@@ -117,9 +117,6 @@ pump(struct lb_tconn *t, struct tdir *d, int src, int dst)
                 r = splice(src, NULL, d->pw, NULL, PIPE_CAP - d->inpipe,
                            SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             } else {
-                if (d->off == d->len) {
-                    d->off = d->len = 0;
-                }
                 r = read(src, d->buf + d->len, TCP_BUF - d->len);
             }
             if (r > 0) {
@@ -147,6 +144,9 @@ pump(struct lb_tconn *t, struct tdir *d, int src, int dst)
                     d->inpipe -= (size_t)r;
                 } else {
                     d->off += (uint32_t)r;
+                    if (d->off == d->len) {
+                        d->off = d->len = 0;    /* all written: the whole buffer is free */
+                    }
                 }
                 progress = 1;
             } else if (r < 0 && errno != EAGAIN && errno != EINTR) {
