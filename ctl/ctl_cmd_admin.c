@@ -209,7 +209,8 @@ nodes_list(struct ctl_ctx *ctx)
     const char *lbs[MAX_LBS];
     const char *token;
     size_t nlbs;
-    json_t *out = NULL;
+    json_t *out = NULL, *first = NULL;
+    const char *first_lb = NULL;
     char err[700];
     int failed = 0;
 
@@ -245,6 +246,10 @@ nodes_list(struct ctl_ctx *ctx)
         if (ctx->json) {
             json_array_append_new(out, json_pack("{s:s,s:b,s:O}", "lb", lbs[l], "ok", 1, "nodes",
                                                  json_object_get(doc, "nodes")));
+            if (first == NULL) {
+                first = json_incref(doc);
+                first_lb = lbs[l];
+            }
             json_decref(doc);
             continue;
         }
@@ -265,8 +270,30 @@ nodes_list(struct ctl_ctx *ctx)
         json_decref(doc);
     }
     if (ctx->json) {
-        ctl_json_print(json_pack("{s:b,s:o}", "ok", failed == 0, "lbs", out));
+        /* top level: the first LB's nodes (each with "in_lb": true) and the config's nodes
+         * it does not have ("in_lb": false, "state": "absent"); "lbs": every LB */
+        json_t *doc = json_pack("{s:b,s:s?,s:[]}", "ok", failed == 0, "lb", first_lb, "nodes");
+        json_t *arr = json_object_get(doc, "nodes"), *n;
+        size_t i;
+
+        json_array_foreach(json_object_get(first, "nodes"), i, n) {
+            json_t *c = json_deep_copy(n);
+
+            json_object_set_new(c, "in_lb", json_true());
+            json_array_append_new(arr, c);
+        }
+        for (size_t k = 0; first != NULL && k < conf->nnodes; k++) {
+            if (ctl_admin_find_node(first, conf->nodes[k].name) == NULL) {
+                json_array_append_new(arr, json_pack("{s:s,s:s,s:b,s:s}", "name",
+                                                     conf->nodes[k].name, "addr",
+                                                     conf->nodes[k].addr, "in_lb", 0, "state",
+                                                     "absent"));
+            }
+        }
+        json_object_set_new(doc, "lbs", out);
+        ctl_json_print(doc);
     }
+    json_decref(first);
     bl_conf_destroy(conf);
     return failed == 0 ? CTL_EXIT_OK : CTL_EXIT_FAIL;
 }

@@ -384,8 +384,15 @@ route_by_api(struct ctl_ctx *ctx, struct bl_conf *conf, const char *arg, const c
     }
     bl_buf_deinit(&path);
     if (ctx->json) {
-        ctl_json_print(json_pack("{s:b,s:s,s:s,s:o}", "ok", failed == 0, "id", arg, "source",
-                                 "lb", "lbs", rows));
+        /* top level: the first LB's answer (owner, preferences, pick = its "chosen",
+         * bounded_load_spill); "lbs": every LB's */
+        json_t *f = json_array_get(rows, 0);
+
+        ctl_json_print(json_pack("{s:b,s:s,s:s,s:O?,s:O?,s:O?,s:O?,s:o}", "ok", failed == 0,
+                                 "id", arg, "source", "lb", "owner", json_object_get(f, "owner"),
+                                 "preferences", json_object_get(f, "preferences"), "pick",
+                                 json_object_get(f, "chosen"), "bounded_load_spill",
+                                 json_object_get(f, "spill"), "lbs", rows));
     } else {
         json_t *row;
         size_t i;
