@@ -55,6 +55,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
+# set -e exits on an unchecked failure: say where.
+trap 'echo "FAIL: line $LINENO: a command exited $?" >&2' ERR
 fail() {
     local f
     echo "FAIL: $*" >&2
@@ -529,7 +531,7 @@ echo "$r_node"
 echo "$r_req" | head -3
 grep -q 'cluster=blogscale' <<<"$r_req" || fail "the shipped cluster label is missing: $r_req"
 # the POSTs counted at the nodes add up to what was sent through the LB
-posted=$(query 'sum(blog_node_requests_total{route="/posts",method="POST",status="201"})' | awk '{print $1}')
+posted=$(query 'sum(blog_node_requests_total{route="/posts",method="POST",status="201"})' | awk '{print $1}' || true)
 [ "${posted%%.*}" -ge "$ok" ] 2>/dev/null || fail "Prometheus sees $posted node POST 201s, sent $ok"
 # the rules are loaded and evaluated without error
 curl -fs "$api/rules" | python3 -c '
@@ -542,11 +544,16 @@ bad = [x["name"] for x in rules if x.get("health") not in ("ok", "unknown")]
 assert not bad, bad
 print("rules loaded:", len(rules), "in", len(groups), "groups")' || fail "alert rules not loaded"
 if [ "$have_ctld" = 1 ]; then
-    r=$(query 'up{job="blog-ctld"} == 1')
+    r=$(query 'up{job="blog-ctld"} == 1' || true)
     [ -n "$r" ] || fail "Prometheus cannot scrape blog-ctld"
+    # the inputs of BlogCtldAtMax: the test cluster file says max 2
+    r=$(query 'blog_ctld_max_nodes' || true)
+    grep -q '^2 ' <<<"$r" || fail "blog_ctld_max_nodes through Prometheus: '$r' (want 2)"
+    r=$(query 'blog_ctld_desired_nodes' || true)
+    [ -n "$r" ] || echo "note: blog-ctld has not published a desired count yet (first interval)"
 else
     # no ctld: its job is scraped and down, which is what BlogCtldDown watches
-    r=$(query 'up{job="blog-ctld"} == 0')
+    r=$(query 'up{job="blog-ctld"} == 0' || true)
     [ -n "$r" ] || fail "the blog-ctld job is missing from the scrape config"
 fi
 kill -TERM "$prom"; wait "$prom" 2>/dev/null || true
