@@ -27,7 +27,7 @@
  *
  *   posts         { _id: ObjectId, title, body, author, tags, created_at, updated_at,
  *                   version }      (node_post_codec.h; list = _id descending, no index)
- *   asset_chunks  { _id: "<sha256>.<n>", data: binary }   (NODE_MONGO_CHUNK bytes each)
+ *   asset_chunks  { _id: "<sha256>.<n>", data: binary }   (MONGO_CHUNK bytes each)
  *   assets        { _id: "<sha256>", content_type, size, chunk_size, chunks, created_at }
  *
  * An asset's chunks are written (upserted, so a retry or a concurrent put of the same bytes
@@ -41,8 +41,8 @@
  * matches nothing does a second read tell "not found" from "conflict".
  */
 
-#define MONGO_CHUNK (1024u * 1024u)             /* asset chunk size (bytes) */
-#define MONGO_CHUNKS_PER_BATCH 8                /* chunks per bulk write (<= 8 MiB) */
+#define MONGO_CHUNK (4u * 1024u * 1024u)        /* asset chunk size (bytes) */
+#define MONGO_CHUNKS_PER_BATCH 4                /* chunks per bulk write (<= 16 MiB) */
 #define MONGO_ASSET_MAX (256ull << 20)          /* largest asset read into memory */
 #define MONGO_HEALTH_CACHE_MS 1000
 #define MONGO_HEALTH_TIMEOUT_MS 1000
@@ -931,6 +931,7 @@ write_chunks(struct mongo_store *s, mongoc_collection_t *chunks, int fd, const c
         return fail_nomem("asset_put");
     }
     for (attempt = 0; attempt < 2; attempt++) {
+        rc = 0;
         bulk = mongoc_collection_create_bulk_operation_with_opts(chunks, &bopts);
         if (lseek(fd, (off_t)first * MONGO_CHUNK, SEEK_SET) < 0) {
             rc = fail_data("asset_put", "cannot seek the upload file:", strerror(errno));
