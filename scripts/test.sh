@@ -36,8 +36,10 @@ stage() {
     echo "=== stage: $* ($(date -u +%T) UTC)"
 }
 stage_end() {
+    local line
     if [ -n "$stage_name" ]; then
-        times+=("$(printf '%-10s %4d s' "$stage_name" $((SECONDS - t_stage)))")
+        printf -v line '%-10s %4d s' "$stage_name" $((SECONDS - t_stage))
+        times+=("$line")
     fi
     stage_name=
 }
