@@ -183,7 +183,7 @@ step "1b. deb control: conffile, dependencies, scripts"
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/blogscale/cluster.yaml || fail "cluster.yaml not a conffile"
 depends=$(dpkg-deb -f "$deb" Depends)
 for lib in libev4 libssl3 libhiredis0.14 libyaml-0-2 libmicrohttpd12 liblmdb0 libjansson4 \
-           libxxhash0 libbson-1.0-0 libc6 adduser; do
+           libxxhash0 libbson-1.0-0 libmongoc-1.0-0 libc6 adduser; do
     grep -Eq "(^|, )$lib( |,|$)" <<<"$depends" || fail "Depends lacks $lib: $depends"
 done
 grep -q 'redis-server' <<<"$(dpkg-deb -f "$deb" Recommends)" || fail "redis-server not recommended"
@@ -212,7 +212,7 @@ rpm -qp --configfiles "$rpmf" | grep -qx /etc/blogscale/cluster.yaml || fail "cl
 rpmreq=$(rpm -qpR "$rpmf")
 for r in 'libev.so.4()(64bit)' 'libhiredis.so.0.14()(64bit)' 'libyaml-0.so.2()(64bit)' \
          'libmicrohttpd.so.12()(64bit)' 'liblmdb.so.0()(64bit)' 'libjansson.so.4()(64bit)' \
-         'libxxhash.so.0()(64bit)' 'libcrypto.so.3()(64bit)' \
+         'libxxhash.so.0()(64bit)' 'libcrypto.so.3()(64bit)' 'libmongoc-1.0.so.0()(64bit)' \
          libev openssl-libs hiredis mongo-c-driver-libs libyaml libmicrohttpd lmdb-libs jansson \
          xxhash-libs systemd shadow-utils; do
     grep -qxF -- "$r" <<<"$rpmreq" || fail "rpm Requires lacks $r"
