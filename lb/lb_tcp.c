@@ -25,6 +25,7 @@ struct tdir {
     uint32_t len, off;                  /* buffer: bytes held, bytes written */
     size_t inpipe;                      /* splice: bytes in the pipe */
     uint8_t eof;                        /* source ended */
+    uint8_t bulk;                       /* a read filled the buffer: splice from now on */
     uint8_t shut;                       /* EOF passed on (shutdown(SHUT_WR) of the sink) */
 };
 
@@ -70,16 +71,28 @@ set_mask(struct lb_tconn *t, ev_io *io, uint8_t *cur, int fd, int mask)
 static int
 dir_init(struct tdir *d)
 {
-    int p[2];
-
     d->pr = d->pw = -1;
-    if (use_splice && pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
-        d->pr = p[0];
-        d->pw = p[1];
-        return 0;
-    }
     d->buf = malloc(TCP_BUF);
     return d->buf != NULL ? 0 : -ENOMEM;
+}
+
+/* Bulk transfer seen and the buffer is empty: move to splice (when allowed). */
+static void
+dir_maybe_splice(struct tdir *d)
+{
+    int p[2];
+
+    if (!use_splice || !d->bulk || d->pr >= 0 || d->len != d->off) {
+        return;
+    }
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
+        (void)fcntl(p[1], F_SETPIPE_SZ, PIPE_CAP);
+        d->pr = p[0];
+        d->pw = p[1];
+        d->off = d->len = 0;
+    } else {
+        d->bulk = 0;    /* no pipe (fd limit): stay with read/write */
+    }
 }
 
 static void
@@ -110,14 +123,17 @@ static int
 pump(struct lb_tconn *t, struct tdir *d, int src, int dst)
 {
     for (;;) {
-        int progress = 0;
+        int progress = 0, again = 0;
+        dir_maybe_splice(d);
         if (!d->eof && dir_has_room(d)) {
             ssize_t r;
+            size_t want;
             if (d->pr >= 0) {
-                r = splice(src, NULL, d->pw, NULL, PIPE_CAP - d->inpipe,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                want = PIPE_CAP - d->inpipe;
+                r = splice(src, NULL, d->pw, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             } else {
-                r = read(src, d->buf + d->len, TCP_BUF - d->len);
+                want = TCP_BUF - d->len;
+                r = read(src, d->buf + d->len, want);
             }
             if (r > 0) {
                 if (d->pr >= 0) {
@@ -126,6 +142,11 @@ pump(struct lb_tconn *t, struct tdir *d, int src, int dst)
                     d->len += (uint32_t)r;
                 }
                 progress = 1;
+                /* a short read drained the socket: do not ask again (epoll says when) */
+                again = (size_t)r == want;
+                if (again && d->pr < 0 && d->len == TCP_BUF) {
+                    d->bulk = 1;
+                }
             } else if (r == 0) {
                 d->eof = 1;
             } else if (errno != EAGAIN && errno != EINTR) {
@@ -157,20 +178,23 @@ pump(struct lb_tconn *t, struct tdir *d, int src, int dst)
             shutdown(dst, SHUT_WR);     /* half-close passed on */
             d->shut = 1;
         }
-        if (!progress) {
+        if (progress) {
+            t->last = ev_now(t->w->loop);
+        }
+        if (!again || d->eof) {
             return 0;
         }
-        t->last = ev_now(t->w->loop);
     }
 }
 
-/* Moves what can move both ways, then watches what is needed. */
+/* Moves what can move in the directions <up>/<down>, then watches what is needed. */
 static void
-tconn_run(struct lb_tconn *t)
+tconn_run(struct lb_tconn *t, int up, int down)
 {
     int cm = 0, bm = 0;
 
-    if (pump(t, &t->up, t->cfd, t->bfd) < 0 || pump(t, &t->down, t->bfd, t->cfd) < 0) {
+    if ((up && pump(t, &t->up, t->cfd, t->bfd) < 0) ||
+        (down && pump(t, &t->down, t->bfd, t->cfd) < 0)) {
         tconn_close(t);
         return;
     }
@@ -391,17 +415,21 @@ bio_cb(struct ev_loop *loop, ev_io *io, int revents)
         ev_timer_stop(loop, &t->tmr);
         ev_timer_set(&t->tmr, t->w->p->t_idle, 0.);
         ev_timer_start(loop, &t->tmr);
-        /* the client socket was not watched while connecting */
+        /* the client socket was not watched while connecting: both directions */
+        tconn_run(t, 1, 1);
+        return;
     }
-    tconn_run(t);
+    /* node readable: node -> client; node writable: client -> node */
+    tconn_run(t, (revents & EV_WRITE) != 0, (revents & EV_READ) != 0);
 }
 
 static void
 cio_cb(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)loop;
-    (void)revents;
-    tconn_run(bl_container_of(io, struct lb_tconn, cio));
+    /* client readable: client -> node; client writable: node -> client */
+    tconn_run(bl_container_of(io, struct lb_tconn, cio), (revents & EV_READ) != 0,
+              (revents & EV_WRITE) != 0);
 }
 
 void

@@ -17,9 +17,9 @@
  * node (passive health) and tries another once per balance.retries. The connection counts
  * as one in flight on its node for the whole time.
  *
- * Data: splice(2) through one pipe per direction (socket -> pipe -> socket, no copy to
- * user space), or read/write through a 16 KiB buffer per direction when the environment
- * has BLOG_LB_TCP_SPLICE=0 (or a pipe cannot be made). Half-close: EOF from one side is
+ * Data: read/write through a 16 KiB buffer per direction; a direction whose reads fill
+ * the buffer (bulk) moves to splice(2) through a pipe (no copy to user space) unless the
+ * environment has BLOG_LB_TCP_SPLICE=0 (or a pipe cannot be made). Half-close: EOF from one side is
  * passed on as shutdown(SHUT_WR) once everything before it was written; the connection
  * ends when both directions ended (or on an error: both sockets are closed). No byte
  * flows for limits.idle_timeout: both are closed.

@@ -3,15 +3,23 @@
 # (not a test: a measurement; see docs/BENCHMARKS.md, section "blog-lb").
 #
 #   tests/bench/lb-bench.sh [wrk]        wrk -t1 -c64 -d10s, ROUNDS alternating runs
+#                                        (SCENARIOS="rr hash tls tlsnew tcp" by default)
 #   tests/bench/lb-bench.sh callgrind    user-space instructions per proxied request
 #
 # Environment: BLOG_LB_BIN (default build/lb/blog-lb), ROUNDS (2), DURATION (10s),
-# CONNS (64), IDS (10000), REQUESTS (20000, callgrind mode), KEEP=1 keeps the temp dir.
+# CONNS (64), IDS (10000), REQUESTS (20000, callgrind mode), KEEP=1 keeps the temp dir,
+# SCENARIOS (which of rr hash tls tlsnew tcp), HANDSHAKES (4000, tlsnew).
 #
 # Scenarios, one LB worker / thread each, keep-alive on both sides:
 #   rr    GET /posts            blog-lb: p2c (balance.other)   HAProxy: roundrobin
 #   hash  GET /posts/<id>       blog-lb: Maglev by id          HAProxy: balance uri +
 #         (IDS random ids)                                          hash-type consistent
+#   tls   GET /posts over TLS 1.3 keep-alive (wrk https), same ECDSA P-256 certificate
+#         on both (blog-lb tls:, HAProxy bind ... ssl crt ... alpn http/1.1)
+#   tlsnew GET /posts with a new connection and a full TLS handshake per request
+#         (ab -n HANDSHAKES -c 16 https://..., no keep-alive, no session reuse)
+#   tcp   GET /posts through an L4 listener (blog-lb mode: tcp, maglev on the client
+#         address; HAProxy mode tcp, balance source), keep-alive end to end
 # Figures: requests/s, p50/p99 latency (wrk), and the LB process's CPU time per request
 # (utime + stime from /proc/PID/stat before and after the run, divided by the requests).
 set -euo pipefail
@@ -24,6 +32,8 @@ ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-64}
 IDS=${IDS:-10000}
+SCENARIOS=${SCENARIOS:-rr hash tls tlsnew tcp}
+HANDSHAKES=${HANDSHAKES:-4000}
 REQUESTS=${REQUESTS:-20000}
 HAPROXY=${HAPROXY:-haproxy}
 NGINX=${NGINX:-nginx}
@@ -93,14 +103,24 @@ EOF
 done
 for p in "${BE[@]}"; do wait_port "$p"; done
 
+# ---- certificate (ECDSA P-256, self-signed), the same for both proxies -----------------
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -keyout "$TMP/lb.key" -out "$TMP/lb.crt" -subj "/CN=bench.local" 2>/dev/null
+cat "$TMP/lb.crt" "$TMP/lb.key" >"$TMP/haproxy.pem"
+
 # ---- blog-lb ---------------------------------------------------------------------------
 LB_PORT=$(free_port)
+LB_TLS=$(free_port)
+LB_TCP=$(free_port)
 LB_ADMIN=$(free_port)
 cat >"$TMP/lb.yaml" <<EOF
 cluster: {name: bench}
 node: {cache: {enabled: false}}
 lb:
-  listeners: [{bind: "127.0.0.1:$LB_PORT", mode: http}]
+  listeners:
+    - {bind: "127.0.0.1:$LB_PORT", mode: http}
+    - {bind: "127.0.0.1:$LB_TLS", mode: http, tls: {cert: "$TMP/lb.crt", key: "$TMP/lb.key"}}
+    - {bind: "127.0.0.1:$LB_TCP", mode: tcp, balance: maglev}
   admin: {bind: "127.0.0.1:$LB_ADMIN", metrics_public: true}
   workers: 1
   access_log: false
@@ -117,10 +137,14 @@ EOF
 # ---- HAProxy 2.6 -----------------------------------------------------------------------
 HA_PORT=$(free_port)
 HA_PORT2=$(free_port)
+HA_TLS=$(free_port)
+HA_TCP=$(free_port)
 cat >"$TMP/haproxy.cfg" <<EOF
 global
     nbthread 1
     maxconn 8000
+    ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305
+    ssl-default-bind-options ssl-min-ver TLSv1.2
 defaults
     mode http
     option http-keep-alive
@@ -135,6 +159,20 @@ frontend rr
 frontend hash
     bind 127.0.0.1:$HA_PORT2
     default_backend be_hash
+frontend tls
+    bind 127.0.0.1:$HA_TLS ssl crt $TMP/haproxy.pem alpn http/1.1
+    default_backend be_rr
+frontend l4
+    mode tcp
+    bind 127.0.0.1:$HA_TCP
+    default_backend be_tcp
+backend be_tcp
+    mode tcp
+    balance source
+    hash-type consistent
+    server n1 127.0.0.1:${BE[0]}
+    server n2 127.0.0.1:${BE[1]}
+    server n3 127.0.0.1:${BE[2]}
 backend be_rr
     balance roundrobin
     server n1 127.0.0.1:${BE[0]}
@@ -202,6 +240,28 @@ run_wrk() {
     printf "%-14s %10s %9s %9s %10s\n" "$name" "$rps" "$p50" "$p99" "$cpu" | tee -a "$TMP/results"
 }
 
+# run_ab NAME PID URL -> new connection + full TLS handshake per request (ab without -k)
+run_ab() {
+    local name=$1 pid=$2 url=$3
+    local t0 t1 out rps p50 p99 reqs hz cpu
+    hz=$(getconf CLK_TCK)
+    ab -q -n 500 -c 16 "$url" >/dev/null 2>&1 || true
+    t0=$(cpu_ticks "$pid")
+    out=$(ab -q -n "$HANDSHAKES" -c 16 "$url" 2>&1)
+    t1=$(cpu_ticks "$pid")
+    reqs=$(echo "$out" | awk '/^Complete requests:/ {print $3}')
+    if ! echo "$out" | grep -q '^Failed requests: *0$' || echo "$out" | grep -q 'Non-2xx'; then
+        echo "lb-bench: $name: failed requests:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    rps=$(echo "$out" | awk '/^Requests per second:/ {print $4}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2 "ms"}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2 "ms"}')
+    cpu=$(awk -v a="$t0" -v b="$t1" -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.2f", (b - a) / hz * 1e6 / n}')
+    printf "%-14s %10s %9s %9s %10s\n" "$name" "$rps" "$p50" "$p99" "$cpu" | tee -a "$TMP/results"
+}
+
 to_ms() {   # wrk latency "512.00us" / "1.20ms" / "1.1s" -> ms
     awk -v v="$1" 'BEGIN { if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000} else print v }'
 }
@@ -243,16 +303,34 @@ start_lb
 start_haproxy
 : >"$TMP/results"
 printf "%-14s %10s %9s %9s %10s\n" "run" "req/s" "p50" "p99" "CPU us/req"
+has() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 for r in $(seq 1 "$ROUNDS"); do
-    run_wrk "blog-lb/rr" "$LB_PID" "http://127.0.0.1:$LB_PORT/posts"
-    run_wrk "haproxy/rr" "$HA_PID" "http://127.0.0.1:$HA_PORT/posts"
-    run_wrk "blog-lb/hash" "$LB_PID" "http://127.0.0.1:$LB_PORT/" "$TMP/ids.lua"
-    run_wrk "haproxy/hash" "$HA_PID" "http://127.0.0.1:$HA_PORT2/" "$TMP/ids.lua"
+    if has rr; then
+        run_wrk "blog-lb/rr" "$LB_PID" "http://127.0.0.1:$LB_PORT/posts"
+        run_wrk "haproxy/rr" "$HA_PID" "http://127.0.0.1:$HA_PORT/posts"
+    fi
+    if has hash; then
+        run_wrk "blog-lb/hash" "$LB_PID" "http://127.0.0.1:$LB_PORT/" "$TMP/ids.lua"
+        run_wrk "haproxy/hash" "$HA_PID" "http://127.0.0.1:$HA_PORT2/" "$TMP/ids.lua"
+    fi
+    if has tls; then
+        run_wrk "blog-lb/tls" "$LB_PID" "https://127.0.0.1:$LB_TLS/posts"
+        run_wrk "haproxy/tls" "$HA_PID" "https://127.0.0.1:$HA_TLS/posts"
+    fi
+    if has tlsnew; then
+        run_ab "blog-lb/tlsnew" "$LB_PID" "https://127.0.0.1:$LB_TLS/posts"
+        run_ab "haproxy/tlsnew" "$HA_PID" "https://127.0.0.1:$HA_TLS/posts"
+    fi
+    if has tcp; then
+        run_wrk "blog-lb/tcp" "$LB_PID" "http://127.0.0.1:$LB_TCP/posts"
+        run_wrk "haproxy/tcp" "$HA_PID" "http://127.0.0.1:$HA_TCP/posts"
+    fi
 done
 
 echo
-echo "medians over $ROUNDS rounds (ratio = blog-lb / HAProxy; CPU ratio target <= 0.8):"
-for sc in rr hash; do
+echo "medians over $ROUNDS rounds (ratio = blog-lb / HAProxy; CPU ratio target <= 0.8 for"
+echo "rr/hash, <= 0.9 for tls (keep-alive) and tcp):"
+for sc in $SCENARIOS; do
     med() {   # med NAME COLUMN
         local col=$2
         awk -v n="$1" -v c="$col" '$1 == n {print $c}' "$TMP/results" | while read -r v; do
