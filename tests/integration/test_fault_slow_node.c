@@ -122,7 +122,9 @@ print_stacks(pid_t pid)
     if (access("/usr/bin/gdb", X_OK) == 0) {
         fprintf(stderr, "# stacks of n1 (pid %d) while n2 is stopped:\n", (int)pid);
         fflush(stderr);
-        (void)system(cmd);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "# (gdb could not print the stacks)\n");
+        }
     }
 }
 
