@@ -4,13 +4,15 @@
 #include "lb_types.h"
 
 /*
- * The admin listener (lb.admin.bind), on the control thread's loop. Today it serves
- *   GET /metrics   Prometheus text (blog_lb_*); needs "Authorization: Bearer <token>"
- *                  matching lb.admin.token_sha256 unless lb.admin.metrics_public is true
- *                  or no token is configured
- *   GET /healthz   200 while the process runs
- * One request per connection (Connection: close). The node management API (issue 7)
- * plugs in here.
+ * The admin listener (lb.admin.bind), on the control thread's loop, one request per
+ * connection (Connection: close), JSON in and out (docs/LB.md "Admin API"):
+ *   GET /nodes, POST /nodes, DELETE /nodes/{name}, POST /nodes/{name}/drain|undrain,
+ *   PUT /nodes/{name}/weight, GET /ring, GET /ring/route?id=, POST /reload,
+ *   GET /metrics (Prometheus text), GET /healthz (never needs the token).
+ * Everything but /healthz needs "Authorization: Bearer <token>" matching
+ * lb.admin.token_sha256 (constant time), /metrics not when lb.admin.metrics_public is
+ * true; without a configured token the API is open (warned at start). Node set changes
+ * go through lb_reload.c; requests_per_s is sampled every second.
  */
 
 /* Opens the admin listener. NULL when lb.admin.bind is unset; aborts the start (returns
