@@ -46,7 +46,7 @@
 #define CTLD_POLL_MS 200                /* readiness / in-flight polling */
 #define CTLD_LOG_EVERY_MS 30000         /* an unchanged decision is logged this often */
 #define CTLD_MAX_EVENTS 20              /* kept for /status */
-#define CTLD_LEASE_MIN_MS 3000
+#define CTLD_LEASE_MIN_MS 10000             /* > 2/3 of it + the longest blocking call */
 
 struct ctld {
     struct bl_conf *conf;
@@ -74,7 +74,7 @@ struct ctld {
     uint64_t lease_ok_ms;               /* last successful acquire/renew */
     uint64_t last_try_ms;
     char lease_key[300];
-    char lease_val[128];
+    char lease_val[300];
     bool reconciled;
 
     /* metrics and status */
@@ -95,6 +95,7 @@ struct ctld {
     const char *last_reason;
     enum ctl_scale_dir last_action;
     uint64_t last_log_ms;
+    uint64_t last_unremovable_ms;
 };
 
 /* ---- signals and waiting ---- */
@@ -128,6 +129,7 @@ poll_signals(struct ctld *d)
 }
 
 static bool lease_keepalive(struct ctld *d);
+static bool still_leader(struct ctld *d);
 
 /*
  * Sleeps <ms> while watching the signals and keeping the lease. False when ctld must stop
@@ -144,7 +146,7 @@ ctld_sleep(struct ctld *d, uint64_t ms)
         struct pollfd p = { .fd = d->sfd, .events = POLLIN };
 
         poll_signals(d);
-        if (d->stop || !lease_keepalive(d)) {
+        if (d->stop || !still_leader(d)) {
             return false;
         }
         if (now >= until) {
@@ -203,7 +205,12 @@ static int
 save_state(struct ctld *d)
 {
     char err[600];
-    int rc = ctld_state_save(d->state_path, &d->st, d->conf->cluster.name, err, sizeof(err));
+    int rc;
+
+    if (!still_leader(d)) {
+        return BL_EUNAVAIL;             /* the new leader owns the file now */
+    }
+    rc = ctld_state_save(d->state_path, &d->st, d->conf->cluster.name, err, sizeof(err));
 
     if (rc != 0) {
         bl_logf(BL_LOG_ERROR, ((struct bl_log_field[]){ BL_LOG_STR("error", err) }), 1,
@@ -353,6 +360,27 @@ lease_keepalive(struct ctld *d)
     return d->leader;
 }
 
+/*
+ * True while this instance may change anything: it leads and its last successful renewal
+ * is younger than 2/3 of the ttl (a deposed leader stops acting before the key can expire
+ * and another instance acquire it). Renews first when due.
+ */
+static bool
+still_leader(struct ctld *d)
+{
+    lease_keepalive(d);
+    if (d->leader && d->use_lease && bl_time_mono_ms() - d->lease_ok_ms >= d->ttl_ms * 2 / 3) {
+        set_leader(d, false, "lease not renewed in time");
+    }
+    return d->leader;
+}
+
+static void
+hook_tick(void *arg)
+{
+    lease_keepalive(arg);
+}
+
 static void
 lease_release(struct ctld *d)
 {
@@ -439,9 +467,14 @@ static int
 lb_add(struct ctld *d, size_t i, const char *name, const char *addr, char *err, size_t errlen)
 {
     struct ctl_admin_resp r;
-    json_t *body = json_pack("{s:s,s:s,s:i}", "name", name, "addr", addr, "weight", 1);
+    json_t *body;
     int rc;
 
+    if (!still_leader(d)) {
+        snprintf(err, errlen, "no longer the leader");
+        return BL_EUNAVAIL;
+    }
+    body = json_pack("{s:s,s:s,s:i}", "name", name, "addr", addr, "weight", 1);
     ctl_admin_resp_init(&r);
     rc = lb_call(d, i, "POST", "/nodes", body, &r, err, errlen);
     json_decref(body);
@@ -480,6 +513,10 @@ lb_node_op(struct ctld *d, size_t i, const char *method, const char *name, const
     char path[200];
     int rc;
 
+    if (!still_leader(d)) {
+        snprintf(err, errlen, "no longer the leader");
+        return BL_EUNAVAIL;
+    }
     snprintf(path, sizeof(path), "/nodes/%s%s", name, suffix);
     ctl_admin_resp_init(&r);
     rc = lb_call(d, i, method, path, NULL, &r, err, errlen);
@@ -596,8 +633,11 @@ run_hook(struct ctld *d, const char *what, const char *cmd, const char *name, co
         env[ne++] = e_addr;
     }
     env[ne] = NULL;
-    rc = ctl_hook_run(cmd, name != NULL ? args : NULL, env, (int)d->conf->autoscale.hook_timeout_ms,
-                      res);
+    if (!still_leader(d)) {
+        return BL_EUNAVAIL;
+    }
+    rc = ctl_hook_run_tick(cmd, name != NULL ? args : NULL, env,
+                           (int)d->conf->autoscale.hook_timeout_ms, hook_tick, d, res);
     if (rc != 0) {
         const char *errtxt = res->err.data != NULL ? res->err.data : "";
         size_t el = strlen(errtxt);
@@ -818,8 +858,13 @@ scale_down_one(struct ctld *d)
         }
     }
     if (pick == NULL) {
-        bl_log(BL_LOG_INFO, "scale down wanted, but no node is removable (only nodes added "
-               "by ctld or through the admin API are; config nodes stay)");
+        uint64_t now = bl_time_mono_ms();
+
+        if (d->last_unremovable_ms == 0 || now - d->last_unremovable_ms >= CTLD_LOG_EVERY_MS) {
+            d->last_unremovable_ms = now;
+            bl_log(BL_LOG_INFO, "scale down wanted, but no node is removable (only nodes added "
+                   "by ctld or through the admin API are; config nodes stay)");
+        }
         return BL_ENOTFOUND;
     }
     snprintf(name, sizeof(name), "%s", pick->name);
@@ -978,9 +1023,24 @@ count_current(struct ctld *d, uint32_t *current, char *err, size_t errlen)
     *current = 0;
     json_array_foreach(json_object_get(doc, "nodes"), i, n) {
         const char *state = json_string_value(json_object_get(n, "state"));
+        const char *name = json_string_value(json_object_get(n, "name"));
+        const char *addr = json_string_value(json_object_get(n, "addr"));
+        const char *src = json_string_value(json_object_get(n, "source"));
 
         if (state == NULL || strcmp(state, "draining") != 0) {
             (*current)++;
+        }
+        /* a node added through the admin API meanwhile (blogctl nodes add): adopted */
+        if (!d->report_only && name != NULL && addr != NULL && src != NULL
+            && strcmp(src, "admin") == 0 && ctld_state_find(&d->st, name) == NULL
+            && strlen(name) < CTLD_NAME_MAX && strlen(addr) < CTLD_ADDR_MAX) {
+            ctld_state_put(&d->st, name, addr,
+                           state != NULL && strcmp(state, "draining") == 0 ? "draining" : "active",
+                           bl_time_real_ms());
+            bl_logf(BL_LOG_INFO, ((struct bl_log_field[]){ BL_LOG_STR("node", name),
+                                                           BL_LOG_STR("addr", addr) }),
+                    2, "adopted a node added through the admin API");
+            save_state(d);
         }
     }
     json_decref(doc);
@@ -1037,6 +1097,15 @@ tick(struct ctld *d)
         return;
     }
     if (!d->reconciled && !d->report_only) {
+        char err2[600];
+
+        /* a new term: the previous leader may have changed the file */
+        if (ctld_state_load(d->state_path, &d->st, err2, sizeof(err2)) != 0) {
+            bl_logf(BL_LOG_ERROR, ((struct bl_log_field[]){ BL_LOG_STR("error", err2) }), 1,
+                    "cannot read the state file; fix or remove it");
+            return;
+        }
+        publish_nodes(d);
         if (reconcile(d) != 0) {
             return;
         }
@@ -1367,16 +1436,22 @@ ctld_run(const struct ctld_opts *o)
     setup_metrics(d);
     apply_conf(d);
     if (!d->report_only) {
-        char dir[4200];
+        char buf[4200];
+        const char *dir;
 
-        snprintf(dir, sizeof(dir), "%s", d->state_path);
-        mkdir(dirname(dir), 0755);
+        snprintf(buf, sizeof(buf), "%s", d->state_path);
+        dir = dirname(buf);
+        mkdir(dir, 0755);
+        /* checked here so a bad file stops ctld at once; re-read at each term's start */
         if (ctld_state_load(d->state_path, &d->st, errbuf, sizeof(errbuf)) != 0) {
             bl_logf(BL_LOG_ERROR, ((struct bl_log_field[]){ BL_LOG_STR("error", errbuf) }), 1,
                     "cannot read the state file; fix or remove it");
             goto out;
         }
-        if (save_state(d) != 0) {
+        if (access(dir, W_OK) != 0) {
+            bl_logf(BL_LOG_ERROR, ((struct bl_log_field[]){ BL_LOG_STR("dir", dir),
+                                                            BL_LOG_STR("error", strerror(errno)) }),
+                    2, "the state file's directory is not writable");
             goto out;
         }
     }

@@ -13,7 +13,7 @@
  *
  * State file: JSON {"version":1,"cluster":NAME,"nodes":[{"name","addr","phase","since"}]}
  * listing the nodes ctld manages (started through the scale_up hook, or adopted: in the
- * LBs with source "admin"), written atomically (temp file + fsync + rename) before and
+ * LBs with source "admin"), written atomically (temp file + fsync + rename) by the leader only before and
  * after every step. Phases: "starting" (hook answered, waiting for /readyz), "adding"
  * (being added to the LBs), "active" (in every LB), "draining", "removing" (removed from
  * the LBs, scale_down hook pending).
@@ -54,7 +54,7 @@ void ctld_state_del(struct ctld_state *st, const char *name);
  */
 int ctld_state_load(const char *path, struct ctld_state *st, char *err, size_t errlen);
 
-/* Writes <st> to <path> atomically (<path>.tmp, fsync, rename). 0 or a negative errno. */
+/* Writes <st> to <path> atomically (<path>.tmp.PID, fsync, rename). 0 or a negative errno. */
 int ctld_state_save(const char *path, const struct ctld_state *st, const char *cluster,
                     char *err, size_t errlen);
 

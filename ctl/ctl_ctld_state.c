@@ -136,7 +136,7 @@ ctld_state_save(const char *path, const struct ctld_state *st, const char *clust
         snprintf(err, errlen, "%s: out of memory", path);
         return -ENOMEM;
     }
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp)) {
         free(text);
         snprintf(err, errlen, "%s: path too long", path);
         return -ENAMETOOLONG;

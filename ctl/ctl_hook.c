@@ -113,6 +113,14 @@ int
 ctl_hook_run(const char *cmd, const char *const *args, const char *const *env,
              int timeout_ms, struct ctl_hook_result *r)
 {
+    return ctl_hook_run_tick(cmd, args, env, timeout_ms, NULL, NULL, r);
+}
+
+int
+ctl_hook_run_tick(const char *cmd, const char *const *args, const char *const *env,
+                  int timeout_ms, void (*tick)(void *), void *arg, struct ctl_hook_result *r)
+{
+    uint64_t next_tick = bl_time_mono_ms() + 100;
     int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
     uint64_t t0 = bl_time_mono_ms(), deadline, kill_at = 0;
     pid_t pid;
@@ -177,6 +185,10 @@ ctl_hook_run(const char *cmd, const char *const *args, const char *const *env,
         }
         if (err_open) {
             err_open = drain(errp[0], &r->err);
+        }
+        if (tick != NULL && bl_time_mono_ms() >= next_tick) {
+            tick(arg);
+            next_tick = bl_time_mono_ms() + 100;
         }
         w = waitpid(pid, &st, WNOHANG);
         if (w == pid) {

@@ -41,6 +41,14 @@ int ctl_hook_run(const char *cmd, const char *const *args, const char *const *en
                  int timeout_ms, struct ctl_hook_result *r);
 
 /*
+ * Same, calling <tick>(<arg>) about every 100 ms while the command runs (blog-ctld renews
+ * its leadership lease there); <tick> may be NULL.
+ */
+int ctl_hook_run_tick(const char *cmd, const char *const *args, const char *const *env,
+                      int timeout_ms, void (*tick)(void *), void *arg,
+                      struct ctl_hook_result *r);
+
+/*
  * Parses the scale_up hook's answer: the last non-empty line of <out> must be
  * "NAME HOST:PORT" (NAME 1-64 of [A-Za-z0-9_.-], HOST:PORT parseable by bl_net). Returns 0
  * with <name>/<addr> filled, or BL_EINVAL.

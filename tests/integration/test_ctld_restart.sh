@@ -51,11 +51,11 @@ kill_leader() {
 kill_leader
 if [ "$lead" = a ]; then
     b_leads() { [ "$(leader_b)" = 1 ]; }
-    wait_until 15 "B takes over" b_leads
+    wait_until 25 "B takes over" b_leads
     lead=b; start_a
 else
     a_leads() { [ "$(leader_a)" = 1 ]; }
-    wait_until 15 "A takes over" a_leads
+    wait_until 25 "A takes over" a_leads
     lead=a; start_b
 fi
 sleep 1

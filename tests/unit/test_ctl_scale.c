@@ -355,7 +355,7 @@ test_state_file(void **state)
     {
         char tmp[220];
 
-        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
         assert_int_not_equal(access(tmp, F_OK), 0);                        /* renamed away */
     }
     f = fopen(path, "w");
