@@ -57,14 +57,13 @@ drain(int fd, struct bl_buf *b)
     }
 }
 
+/* The child: only async-signal-safe calls (ctld has other threads); argv and envp were
+ * built before fork(). */
 static void
-child_exec(const char *cmd, const char *const *args, const char *const *env, int outw,
-           int errw)
+child_exec(char *const *argv, char *const *envp, int outw, int errw)
 {
-    size_t nargs = 0;
-    char **argv;
-    struct bl_buf script;
-    int devnull = open("/dev/null", O_RDONLY);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    sigset_t none;
 
     setpgid(0, 0);
     if (devnull >= 0) {
@@ -75,38 +74,64 @@ child_exec(const char *cmd, const char *const *args, const char *const *env, int
     for (int fd = 3; fd < 1024; fd++) {
         close(fd);
     }
-    {
-        sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    execve("/bin/sh", argv, envp);
+    _exit(127);
+}
 
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-    }
-    for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
-        putenv((char *)env[i]);
-    }
+extern char **environ;
+
+/* "sh -c 'CMD "$@"' blog-ctld-hook ARGS..." and environ + <env>, malloc'ed. */
+static void
+build_exec(const char *cmd, const char *const *args, const char *const *env,
+           struct bl_buf *script, char ***argv_out, char ***envp_out)
+{
+    size_t nargs = 0, nenv = 0, nextra = 0, k = 0;
+    char **argv, **envp;
+
     while (args != NULL && args[nargs] != NULL) {
         nargs++;
     }
-    bl_buf_init(&script);
-    /* the command's own words, then our arguments as "$@" */
-    bl_buf_printf(&script, "%s%s", cmd, nargs > 0 ? " \"$@\"" : "");
-    argv = calloc(nargs + 5, sizeof(*argv));
-    if (argv == NULL || script.data == NULL) {
-        _exit(127);
+    while (environ != NULL && environ[nenv] != NULL) {
+        nenv++;
     }
+    while (env != NULL && env[nextra] != NULL) {
+        nextra++;
+    }
+    /* the command's own words, then our arguments as "$@" */
+    bl_buf_printf(script, "%s%s", cmd, nargs > 0 ? " \"$@\"" : "");
+    argv = bl_xcalloc(nargs + 5, sizeof(*argv));
     argv[0] = "sh";
     argv[1] = "-c";
-    argv[2] = script.data;
+    argv[2] = script->data;
     argv[3] = "blog-ctld-hook";
     for (size_t i = 0; i < nargs; i++) {
         argv[4 + i] = (char *)args[i];
     }
-    execv("/bin/sh", argv);
-    _exit(127);
+    envp = bl_xcalloc(nenv + nextra + 1, sizeof(*envp));
+    for (size_t i = 0; i < nenv; i++) {
+        const char *eq = strchr(environ[i], '=');
+        bool overridden = false;
+
+        for (size_t j = 0; eq != NULL && j < nextra; j++) {
+            size_t klen = (size_t)(eq - environ[i]) + 1;
+
+            overridden = overridden || strncmp(env[j], environ[i], klen) == 0;
+        }
+        if (!overridden) {
+            envp[k++] = environ[i];
+        }
+    }
+    for (size_t j = 0; j < nextra; j++) {
+        envp[k++] = (char *)env[j];
+    }
+    *argv_out = argv;
+    *envp_out = envp;
 }
 
 int
@@ -122,11 +147,14 @@ ctl_hook_run_tick(const char *cmd, const char *const *args, const char *const *e
 {
     uint64_t next_tick = bl_time_mono_ms() + 100;
     int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+    struct bl_buf script;
+    char **argv = NULL, **envp = NULL;
     uint64_t t0 = bl_time_mono_ms(), deadline, kill_at = 0;
     pid_t pid;
     bool out_open = true, err_open = true, reaped = false;
     int rc;
 
+    bl_buf_init(&script);
     bl_buf_reset(&r->out);
     bl_buf_reset(&r->err);
     r->status = 0;
@@ -137,13 +165,14 @@ ctl_hook_run_tick(const char *cmd, const char *const *args, const char *const *e
         rc = -errno;
         goto fail;
     }
+    build_exec(cmd, args, env, &script, &argv, &envp);
     pid = fork();
     if (pid < 0) {
         rc = -errno;
         goto fail;
     }
     if (pid == 0) {
-        child_exec(cmd, args, env, outp[1], errp[1]);
+        child_exec(argv, envp, outp[1], errp[1]);
     }
     setpgid(pid, pid);                  /* also in the parent: no race with kill(-pid) */
     close(outp[1]);
@@ -215,6 +244,9 @@ ctl_hook_run_tick(const char *cmd, const char *const *args, const char *const *e
         kill(-pid, SIGKILL);
     }
     r->seconds = (double)(bl_time_mono_ms() - t0) / 1000.0;
+    free(argv);
+    free(envp);
+    bl_buf_deinit(&script);
     if (r->timed_out) {
         return -ETIMEDOUT;
     }
@@ -230,6 +262,9 @@ fail:
         }
     }
     r->seconds = (double)(bl_time_mono_ms() - t0) / 1000.0;
+    free(argv);
+    free(envp);
+    bl_buf_deinit(&script);
     return rc;
 }
 

@@ -278,6 +278,17 @@ test_hook_run(void **state)
     assert_true(r.exited);
     assert_int_equal(r.code, 0);
 
+    {
+        const char *env2[] = { "HOME=/nowhere", NULL };
+
+        setenv("HOME", "/home/x", 1);
+        rc = ctl_hook_run("echo \"$HOME\"", NULL, env2, 5000, &r);  /* ours win, once */
+        assert_int_equal(rc, 0);
+        assert_string_equal(r.out.data, "/nowhere\n");
+        rc = ctl_hook_run("env | grep -c '^HOME='", NULL, env2, 5000, &r);
+        assert_string_equal(r.out.data, "1\n");
+    }
+
     rc = ctl_hook_run("exit 3", NULL, NULL, 5000, &r);
     assert_int_equal(rc, -EIO);
     assert_int_equal(r.code, 3);
