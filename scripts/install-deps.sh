@@ -21,6 +21,8 @@ test_pkgs=(
     lintian rpm strace systemd
     jq
 )
+# benchmarks (tests/bench/run-all): plots, and nginx's L4 (stream) module for the comparison
+test_pkgs+=(gnuplot-nox libnginx-mod-stream)
 
 want=("${build_pkgs[@]}" "${runtime_pkgs[@]}")
 if [ "${1:-}" = "--test" ]; then
