@@ -26,7 +26,7 @@ trap 'kill -KILL $load_pid 2>/dev/null || true; cleanup' EXIT
 
 # 1. failing hook
 up_failed() { [ "$(metric blog_ctld_scale_events_total 'direction="up",result="failed"')" -ge 1 ]; }
-wait_until 20 "a failed scale-up event" up_failed
+wait_until 30 "a failed scale-up event" up_failed
 [ "$(metric blog_ctld_hook_failures_total)" -ge 3 ] \
     || fail "hook failures: $(metric blog_ctld_hook_failures_total), expected 3 attempts"
 [ "$(lb_nodes)" = "$before" ] || fail "node set changed after a failing hook: $(lb_nodes)"
@@ -42,7 +42,7 @@ echo "ghost-1 127.0.0.1:$ghost_port"
 SH
 f0=$(metric blog_ctld_scale_events_total 'direction="up",result="failed"')
 more_failed() { [ "$(metric blog_ctld_scale_events_total 'direction="up",result="failed"')" -gt "$f0" ]; }
-wait_until 20 "a scale-up failing on readiness" more_failed
+wait_until 30 "a scale-up failing on readiness" more_failed
 grep -q 'ghost-1.*not ready within' "$tmp/ctld.log" || fail "no readiness failure logged"
 [ "$(lb_nodes)" = "$before" ] || fail "node set changed after a never-ready node: $(lb_nodes)"
 # back to a failing hook; once the ghost attempt under way has ended, the state is empty
@@ -91,7 +91,7 @@ pids="$pids $!"
 wait_until 10 "the stub LB" curl -sf -m 1 "http://127.0.0.1:$P_STUB/nodes" -o /dev/null
 # a new ctld: its counters start at 0
 start_ctld "$cfg" --lb-admin "127.0.0.1:$P_ADMIN" --lb-admin "127.0.0.1:$P_STUB"
-wait_until 25 "a scale-up refused by the second LB" up_failed
+wait_until 40 "a scale-up refused by the second LB" up_failed
 grep -q 'stub LB refuses' "$tmp/ctld.log" || fail "the second LB's refusal is not logged"
 [ "$(lb_nodes)" = "$before" ] || fail "half-added node left on the first LB: $(lb_nodes)"
 wait_until 10 "the refused node stopped" no_spawned
