@@ -1662,6 +1662,11 @@ drive(struct lb_conn *c, enum lb_cev ev)
         case LB_EV_TIMEOUT:
             if (c->state == LB_CS_BODY) {
                 reply(c, 408, "request_timeout", "request body not received in time", R_CLOSE);
+            } else if (pending(&c->to_c)) {
+                /* The client does not take what we already have for it (a response, or the
+                 * previous one of a pipeline): our backpressure stopped reading the node,
+                 * the node did nothing wrong. Close the client; no failure, no ejection. */
+                lb_conn_close(c);
             } else if (c->state == LB_CS_RESP_HEAD) {
                 backend_fail(c, LB_FAIL_TIMEOUT);
             } else {
