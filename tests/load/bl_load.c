@@ -905,6 +905,27 @@ bl_load_print_failures(const struct bl_load *l, int max)
     pthread_mutex_unlock(&ml->mu);
 }
 
+void
+bl_load_print_slow(const struct bl_load *l, uint64_t min_us, uint64_t t0_us, int max)
+{
+    struct bl_load *ml = (struct bl_load *)l;
+    int shown = 0;
+
+    pthread_mutex_lock(&ml->mu);
+    for (size_t i = 0; i < l->nrecs && shown < max; i++) {
+        const struct bl_load_rec *r = &l->recs[i];
+        if (r->t1_us - r->t0_us < min_us) {
+            continue;
+        }
+        fprintf(stderr, "#   slow %s %s: status %u node %s, started at %+.1f ms, took %.1f ms\n",
+                op_names[r->op], bl_load_post_id(l, r->post), r->status,
+                r->node[0] ? r->node : "-", ((double)r->t0_us - (double)t0_us) / 1000.0,
+                (double)(r->t1_us - r->t0_us) / 1000.0);
+        shown++;
+    }
+    pthread_mutex_unlock(&ml->mu);
+}
+
 /* ---- verification ---- */
 
 static void problem(struct bl_load_check *c, const char *fmt, ...)

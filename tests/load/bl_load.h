@@ -144,6 +144,9 @@ void bl_load_print(const struct bl_load *l, const char *label);
 /* Prints up to <max> FAIL/STALE records to stderr. */
 void bl_load_print_failures(const struct bl_load *l, int max);
 
+/* Prints up to <max> records slower than <min_us> to stderr (times from <t0_us>). */
+void bl_load_print_slow(const struct bl_load *l, uint64_t min_us, uint64_t t0_us, int max);
+
 void bl_load_destroy(struct bl_load *l);
 
 #endif /* BL_LOAD_H */
