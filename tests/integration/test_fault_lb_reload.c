@@ -7,15 +7,15 @@
  *   1. sends SIGHUP twice with the file unchanged;
  *   2. rewrites the file without n3 and sends SIGHUP (n3 is removed: no new requests, its
  *      in-flight ones finish, its ids move to their next preference);
- *   3. puts n3 back and sends SIGHUP (its ids return).
- * Asserted: zero failed requests of any kind and zero stale answers across all reloads;
+ *   3. puts n3 back and sends SIGHUP (its ids return);
+ *   4. drains n2 through the admin API (POST /nodes/n2/drain), 2 s later undrains it;
+ *   5. reloads through the admin API (POST /reload).
+ * Asserted: zero failed requests of any kind and zero stale answers across all of it;
  * the same LB process keeps running; each reload is logged ("reloaded the node set");
- * between 300 ms after the removal and the re-add no request is answered by n3; after the
- * re-add n3 answers again; read back of every acknowledged write is exact.
- *
- * The admin drain under load (POST to the admin API) is NOT tested: blog-lb has no drain
- * endpoint yet (pending issue 7; docs/TESTING-FAULTS.md). Removing a node by reload is the
- * closest existing operation and is what step 2 checks.
+ * between 300 ms after the removal and the re-add no request is answered by n3, and from
+ * 300 ms after the drain until the undrain none by n2 (GET /nodes shows it "draining");
+ * after the re-add / undrain they answer again; read back of every acknowledged write is
+ * exact.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -63,20 +63,40 @@ hup(int before)
     }
 }
 
+/* POST <path> on the admin listener; returns the status, body in <out> (may be NULL). */
+static long
+admin_post(const char *path, char **out)
+{
+    char url[160];
+    struct bl_h_resp *r;
+    long st;
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", g_fc.lb_admin, path);
+    r = bl_h_http("POST", url, NULL, "", 0);
+    st = r->status;
+    if (out != NULL) {
+        *out = strdup(r->body != NULL ? r->body : "");
+    }
+    bl_h_resp_free(r);
+    return st;
+}
+
 static void
 test_reload_under_load(void **state)
 {
     struct bl_fc_opts fo = { .nnodes = 3, .redis = true };
     struct bl_load_opts lo = { .token = BL_FC_TOKEN, .conns = 8, .rate = 300,
-                               .duration_ms = 9000, .seed_posts = 60, .seed = 51,
+                               .duration_ms = 13000, .seed_posts = 60, .seed = 51,
                                .tag = "hup" };
     struct bl_load *l;
     struct bl_load_stats st;
     struct bl_load_check ck;
     const struct bl_load_rec *recs;
     const char *err;
-    uint64_t t_removed, t_readded;
-    long on_n3_removed = 0, on_n3_after = 0;
+    uint64_t t_removed, t_readded, t_drained, t_undrained;
+    long on_n3_removed = 0, on_n3_after = 0, on_n2_drained = 0, on_n2_after = 0;
+    char *body, url[160];
+    struct bl_h_resp *r;
     size_t n;
 
     (void)state;
@@ -99,6 +119,25 @@ test_reload_under_load(void **state)
     t_readded = bl_load_mono_us();
     hup(3);
     assert_true(bl_fc_wait_node_up(&g_fc, 2, 1, 3000) >= 0);
+    bl_fc_sleep_ms(1000);
+    /* admin drain of n2 under load, then undrain */
+    assert_int_equal(admin_post("/nodes/n2/drain", &body), 200);
+    t_drained = bl_load_mono_us();
+    assert_non_null(strstr(body, "\"state\":\"draining\""));
+    free(body);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/nodes", g_fc.lb_admin);
+    r = bl_h_http("GET", url, NULL, NULL, 0);
+    assert_int_equal(r->status, 200);
+    assert_non_null(strstr(r->body, "\"state\":\"draining\""));
+    bl_h_resp_free(r);
+    bl_fc_sleep_ms(2000);
+    assert_int_equal(admin_post("/nodes/n2/undrain", NULL), 200);
+    t_undrained = bl_load_mono_us();
+    bl_fc_sleep_ms(500);
+    /* reload through the admin API (file unchanged) */
+    assert_int_equal(admin_post("/reload", &body), 200);
+    assert_non_null(strstr(body, "\"reloaded\":true"));
+    free(body);
     bl_load_wait(l);
     bl_load_print(l, "SIGHUP reloads");
     assert_true(bl_h_alive(g_fc.lb_pid, NULL));
@@ -111,20 +150,26 @@ test_reload_under_load(void **state)
     assert_true(st.total > 2000);
     n = bl_load_records(l, &recs);
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(recs[i].node, "n3") != 0) {
-            continue;
+        uint64_t t0 = recs[i].t0_us;
+        if (strcmp(recs[i].node, "n3") == 0) {
+            on_n3_removed += t0 > t_removed + 300000 && t0 < t_readded;
+            on_n3_after += t0 > t_readded + 500000 && t0 < t_drained;
+        } else if (strcmp(recs[i].node, "n2") == 0) {
+            on_n2_drained += t0 > t_drained + 300000 && t0 < t_undrained;
+            on_n2_after += t0 > t_undrained + 200000;
         }
-        on_n3_removed += recs[i].t0_us > t_removed + 300000 && recs[i].t0_us < t_readded;
-        on_n3_after += recs[i].t0_us > t_readded + 500000;
     }
     fprintf(stderr, "# requests answered by n3 while removed: %ld; after the re-add: %ld\n",
             on_n3_removed, on_n3_after);
+    fprintf(stderr, "# requests answered by n2 while drained: %ld; after the undrain: %ld\n",
+            on_n2_drained, on_n2_after);
     assert_int_equal(on_n3_removed, 0);
     assert_true(on_n3_after > 20);
+    assert_int_equal(on_n2_drained, 0);
+    assert_true(on_n2_after > 20);
     assert_int_equal(bl_load_verify(l, NULL, &ck), 0);
     assert_int_equal(ck.missing + ck.old_version + ck.resurrected + ck.acked_unlisted +
                      ck.unknown_listed + ck.read_errors + ck.stored_unacked, 0);
-    fprintf(stderr, "# admin drain under load: pending issue 7 (no drain endpoint in blog-lb yet)\n");
     bl_load_destroy(l);
 }
 
