@@ -1142,7 +1142,8 @@ tick(struct ctld *d)
 
         ctl_admin_resp_init(&r);
         if (lb_call(d, 0, "GET", "/metrics", NULL, &r, err, sizeof(err)) == 0 && r.status == 200) {
-            n = ctl_prom_label_values(r.body.data, "blog_lb_node_up", "node", &names);
+            n = ctl_prom_label_values(r.body.data != NULL ? r.body.data : "", "blog_lb_node_up",
+                                      "node", &names);
         }
         for (size_t i = 0; i < n; i++) {
             free(names[i]);

@@ -3,6 +3,7 @@
 # line appears on stdout after up seeded the empty demo store with 100 posts, a post
 # written through the LB with the demo token reads back through the LB, `posts seed 50`
 # works and GET /posts shows them, `status`, `nodes list` and `route` agree with the LB;
+# blog-ctld runs report-only (the demo has no hooks) and decides 3 -> 3;
 # SIGTERM stops everything (exit 0) and no child of blogctl is left.
 set -euo pipefail
 BLOGCTL=${BLOGCTL_BIN:?BLOGCTL_BIN not set}
@@ -163,6 +164,17 @@ timeout 30 "$BLOGCTL" -c "$cfg" cache flush --token wrong >"$tmp/flush.out" 2>"$
 rc=$?
 set -e
 [ "$rc" = 1 ] && grep -q "401" "$tmp/flush.out" || fail "cache flush with a wrong token: rc=$rc $(cat "$tmp/flush.out" "$tmp/flush.err")"
+
+# blog-ctld runs with the demo's autoscale section (min 3, max 6, no hooks): report-only,
+# leading through the managed Redis, deciding on the LB's live counters
+if [ -x "${BLOG_CTLD_BIN:-}" ]; then
+    grep -q '^ctld  *| .*"msg":"started in report-only mode' "$tmp/up.err" \
+        || fail "ctld did not start in report-only mode"
+    decided() { grep -q '^ctld  *| .*"msg":"decision","current":3,"desired":3' "$tmp/up.err"; }
+    for _ in $(seq 100); do decided && break; sleep 0.1; done
+    decided || fail "no ctld decision line (current 3, desired 3)"
+    grep -q '^ctld  *| .*"msg":"leading"' "$tmp/up.err" || fail "ctld does not lead"
+fi
 
 # SIGTERM: everything stops, exit 0, nothing left
 kill -TERM "$up_pid"
