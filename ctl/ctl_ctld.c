@@ -3,7 +3,7 @@
  * request rate to the scaling decision (ctl_scale.h) and, when it leads, carries out the
  * decision through the hooks and the LBs' admin API. The steps block the libev loop (ctld
  * serves nothing on it but its timer and signals); /metrics and /status are served by
- * libmicrohttpd on its own thread. Semantics: docs/CTL.md "blog-ctld".
+ * libmicrohttpd on its own thread. Semantics: docs/SCALING-CTLD.md.
  */
 #include "ctl_ctld.h"
 
@@ -1418,7 +1418,10 @@ ctld_run(const struct ctld_opts *o)
     }
     bl_log_set_level(d->conf->log_level);
     if (!d->conf->autoscale.enabled) {
-        bl_log(BL_LOG_ERROR, "%s has no autoscale: section; nothing to do", d->conf_abs);
+        /* exit 0: not a failure a service manager should retry */
+        bl_log(BL_LOG_WARN, "%s has no autoscale: section; nothing to do, exiting",
+               d->conf_abs);
+        code = 0;
         goto out;
     }
     if (o->nlbs > 0) {

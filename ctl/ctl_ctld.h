@@ -8,7 +8,7 @@
 #include "bl/bl_conf.h"
 
 /*
- * blog-ctld: the autoscaling daemon (docs/CTL.md "blog-ctld"). ctl_ctld_main.c parses the
+ * blog-ctld: the autoscaling daemon (docs/SCALING-CTLD.md). ctl_ctld_main.c parses the
  * command line and runs ctld_run(); the state file helpers are exposed for tests.
  *
  * State file: JSON {"version":1,"cluster":NAME,"nodes":[{"name","addr","phase","since"}]}

@@ -1,7 +1,7 @@
 /*
  * blog-ctld --config FILE [--lb-admin HOST:PORT]... [--admin-token TOKEN]
  *           [--check-config] [--version] [--help]
- * The autoscaling daemon (ctl_ctld.h, docs/CTL.md "blog-ctld").
+ * The autoscaling daemon (ctl_ctld.h, docs/SCALING-CTLD.md).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -35,7 +35,8 @@ usage(FILE *f)
             "\n"
             "Signals: SIGTERM/SIGINT stop (the step under way is abandoned where the state\n"
             "file records it and finished at the next start), SIGHUP reloads the autoscale\n"
-            "parameters. Reference: docs/CTL.md.\n",
+            "parameters. A file without autoscale: makes it exit 0 at once.\n"
+            "Reference: docs/SCALING-CTLD.md.\n",
             BL_CONF_DEFAULT_PATH);
 }
 
