@@ -299,9 +299,10 @@ nodes_list(struct ctl_ctx *ctx)
 }
 
 /*
- * <method> <path> with <body> on every LB. On a failure at LB k and <undo_path> set, the
- * LBs before k get <undo_method> <undo_path> (so a node is never half-added). Prints one
- * line per LB. Returns the exit code.
+ * <method> <path> with <body> on every LB. With <undo_path> set, a failure at LB k stops
+ * there and the LBs before k get <undo_method> <undo_path> (so a node is never half-added
+ * or half-drained); without it every LB is tried. Prints one line per LB. Returns the
+ * exit code.
  */
 static int
 on_every_lb(struct ctl_ctx *ctx, struct bl_conf *conf, const char *what, const char *method,
@@ -354,7 +355,9 @@ on_every_lb(struct ctl_ctx *ctx, struct bl_conf *conf, const char *what, const c
         ctl_admin_resp_deinit(&r);
         if (rc != 0) {
             failed++;
-            break;
+            if (undo_path != NULL) {
+                break;                  /* undo what was done, do no more */
+            }
         }
     }
     if (failed > 0 && undo_path != NULL) {
