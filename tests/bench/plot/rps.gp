@@ -6,6 +6,7 @@ set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
 set ylabel "requests/s"
+set key outside right top vertical
 set yrange [0:*]
 set format y "%.0s%c"
 plot datafile using 2:xtic(1) title "blog-lb" lc rgb "#1f77b4", \
