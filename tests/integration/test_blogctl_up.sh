@@ -29,15 +29,15 @@ fail() {
 
 ports=$(python3 -c '
 import socket
-ss=[socket.socket() for _ in range(6)]
+ss=[socket.socket() for _ in range(7)]
 for s in ss: s.bind(("127.0.0.1",0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
-read -r p_lb p_admin p_n1 p_n2 p_n3 p_redis <<<"$ports"
+read -r p_lb p_admin p_n1 p_n2 p_n3 p_redis p_ctld <<<"$ports"
 cfg=$tmp/cluster.yaml
-python3 - "$SRC/examples/local.yaml" "$cfg" "$tmp/data" "$p_lb" "$p_admin" "$p_n1" "$p_n2" "$p_n3" "$p_redis" <<'PY'
+python3 - "$SRC/examples/local.yaml" "$cfg" "$tmp/data" "$p_lb" "$p_admin" "$p_n1" "$p_n2" "$p_n3" "$p_redis" "$p_ctld" <<'PY'
 import re, sys
-src, dst, data, lb, admin, n1, n2, n3, redis = sys.argv[1:]
-m = {"8080": lb, "8404": admin, "9101": n1, "9102": n2, "9103": n3, "6390": redis}
+src, dst, data, lb, admin, n1, n2, n3, redis, ctld = sys.argv[1:]
+m = {"8080": lb, "8404": admin, "9101": n1, "9102": n2, "9103": n3, "6390": redis, "8405": ctld}
 t = open(src).read()
 t = re.sub(r"127\.0\.0\.1:(\d+)", lambda x: "127.0.0.1:" + m.get(x.group(1), x.group(1)), t)
 assert "/var/tmp/blogscale-demo/data" in t
@@ -139,6 +139,14 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 assert sorted(n["name"] for n in d["nodes"]) == ["n1", "n2", "n3"], d
 assert all(n["in_lb"] and n["state"] == "up" and n["addr"] for n in d["nodes"]), d
+PY
+# scale status: blog-ctld runs report-only in the demo (no hooks) and answers on autoscale.bind
+timeout 30 "$BLOGCTL" -c "$cfg" --json scale status >"$tmp/scale.json" \
+    || fail "scale status failed: $(cat "$tmp/scale.json")"
+python3 - "$tmp/scale.json" <<'PY' || fail "scale status: $(cat "$tmp/scale.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d.get("report_only") is True and d.get("min") == 3 and d.get("max") == 6, d
 PY
 # route: the LB's live pick for the post written above, which the LB must agree with
 timeout 30 "$BLOGCTL" -c "$cfg" --json route "/posts/$id" >"$tmp/route.json" \
