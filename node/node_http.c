@@ -588,7 +588,7 @@ upload_end(struct node_upload *up)
  * runs the same handler with ctx.deferred set (the answer is kept, not queued), then resumes
  * the connection; MHD calls the access handler again and the answer is queued there.
  */
-#define NODE_WRITERS 4
+#define NODE_WRITERS 64              /* mostly asleep: they wait for group commits (node_store_lmdb.c) */
 
 struct node_writers {
     pthread_mutex_t lock;

@@ -39,6 +39,43 @@
 #define LMDB_RTXN_POOL 64               /* reset read txns kept for reuse */
 #define LMDB_HEALTH_CACHE_MS 1000
 #define LMDB_SHA_BIN 32
+#define LMDB_BATCH_MAX 256              /* ops per group-commit write txn */
+
+/*
+ * Group commit. Every write (insert, replace, remove, asset metadata put) is an op queued
+ * on the store; the first thread to find no batch running becomes the committer: it takes
+ * the queued ops, applies them one by one in ONE write txn, commits it (one fsync) and
+ * only then wakes their threads with each op's own outcome. Ops that arrive meanwhile wait
+ * for the next batch. An op that fails a check (version conflict, not found, id taken)
+ * writes nothing and fails alone. An op whose mdb_put/mdb_del fails (MDB_MAP_FULL, ...)
+ * leaves the txn unusable: the txn is aborted, that op fails alone and the batch is applied
+ * again without it. A commit that fails with MDB_MAP_FULL is retried one op per txn, so
+ * a batch never fails an op that would have fit alone. Nobody is acknowledged before the
+ * commit that holds its op returned.
+ */
+enum lmdb_wop_kind {
+    LMDB_WOP_INSERT,
+    LMDB_WOP_REPLACE,
+    LMDB_WOP_REMOVE,
+    LMDB_WOP_ASSET,
+};
+
+struct lmdb_wop {
+    enum lmdb_wop_kind kind;
+    uint8_t key[LMDB_SHA_BIN];
+    size_t klen;
+    const void *val;                    /* insert: encoded post; asset: metadata */
+    size_t vlen;
+    struct node_post *post;             /* replace: the new fields */
+    uint64_t expected;                  /* replace/remove: expected version (0 = any) */
+    uint64_t version;                   /* replace: the version stored */
+    uint64_t created_ms;                /* replace: the creation time kept */
+    int rc;
+    bool final;                         /* failed alone: not applied again */
+    bool done;                          /* rc is the outcome (under gc_mu) */
+    char err[256];                      /* the reason when rc != 0 */
+    struct lmdb_wop *next;
+};
 
 struct lmdb_store {
     struct node_store base;
@@ -54,6 +91,12 @@ struct lmdb_store {
     pthread_mutex_t pool_mu;            /* guards pool/npool */
     MDB_txn *pool[LMDB_RTXN_POOL];
     size_t npool;
+
+    pthread_mutex_t gc_mu;              /* group commit: guards gc_* */
+    pthread_cond_t gc_cv;               /* signalled when a batch is done */
+    struct lmdb_wop *gc_head;           /* ops waiting for the next batch, FIFO */
+    struct lmdb_wop **gc_tail;
+    bool gc_busy;                       /* a thread is running a batch */
 
     pthread_mutex_t health_mu;          /* guards the health_* cache */
     uint64_t health_at_ms;
@@ -155,33 +198,6 @@ rtxn_put(struct lmdb_store *s, MDB_txn *txn)
     if (txn != NULL) {
         mdb_txn_abort(txn);
     }
-}
-
-static int
-wtxn_begin(struct lmdb_store *s, MDB_txn **txn)
-{
-    int rc;
-
-    if (s->readonly) {
-        node_store_set_error("lmdb: %s", s->ro_reason);
-        return BL_EUNAVAIL;
-    }
-    rc = mdb_txn_begin(s->env, NULL, 0, txn);
-    if (rc != 0) {
-        return map_rc(rc, "begin write txn");
-    }
-    return 0;
-}
-
-static int
-wtxn_commit(MDB_txn *txn)
-{
-    int rc = mdb_txn_commit(txn);       /* frees txn on success and on failure */
-
-    if (rc != 0) {
-        return map_rc(rc, "commit");
-    }
-    return 0;
 }
 
 /* ---- open / close ---- */
@@ -290,6 +306,8 @@ lmdb_free(struct lmdb_store *s)
         mdb_env_close(s->env);
     }
     pthread_mutex_destroy(&s->pool_mu);
+    pthread_mutex_destroy(&s->gc_mu);
+    pthread_cond_destroy(&s->gc_cv);
     pthread_mutex_destroy(&s->health_mu);
     free(s->path);
     free(s->assets_dir);
@@ -348,6 +366,9 @@ lmdb_open(const struct bl_conf_store *conf, struct node_store **out, char **err)
         return -ENOMEM;
     }
     pthread_mutex_init(&s->pool_mu, NULL);
+    pthread_mutex_init(&s->gc_mu, NULL);
+    pthread_cond_init(&s->gc_cv, NULL);
+    s->gc_tail = &s->gc_head;
     pthread_mutex_init(&s->health_mu, NULL);
     s->base.ops = &node_store_lmdb_ops;
     s->path = strdup(conf->path);
@@ -590,43 +611,6 @@ encode(const struct node_post *p, bson_t *doc)
 }
 
 static int
-lmdb_insert(struct node_store *base, const struct node_post *p)
-{
-    struct lmdb_store *s = (struct lmdb_store *)base;
-    uint8_t bin[NODE_ID_BIN_LEN];
-    MDB_txn *txn;
-    MDB_val key = { NODE_ID_BIN_LEN, bin }, val;
-    bson_t doc;
-    int rc;
-
-    if (node_store_id_to_bin(p->id, strlen(p->id), bin) != 0) {
-        node_store_set_error("lmdb insert: malformed id");
-        return BL_EINVAL;
-    }
-    rc = encode(p, &doc);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = wtxn_begin(s, &txn);
-    if (rc != 0) {
-        goto out;
-    }
-    val.mv_size = doc.len;
-    val.mv_data = (void *)bson_get_data(&doc);
-    rc = mdb_put(txn, s->posts, &key, &val, MDB_NOOVERWRITE);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        rc = map_rc(rc, "insert");
-        goto out;
-    }
-    rc = wtxn_commit(txn);
-
-out:
-    bson_destroy(&doc);
-    return rc;
-}
-
-static int
 check_version(uint64_t stored, uint64_t expected)
 {
     if (expected != 0 && stored != expected) {
@@ -637,62 +621,273 @@ check_version(uint64_t stored, uint64_t expected)
     return 0;
 }
 
+/* Records the calling thread's last error reason in <op>. */
+static void
+wop_fail(struct lmdb_wop *op, int rc)
+{
+    op->rc = rc;
+    snprintf(op->err, sizeof(op->err), "%s", node_store_last_error());
+}
+
+/*
+ * Applies <op> inside the write txn <txn>. Returns 0 or the op's BL_E* code; sets *broken
+ * when a write failed (LMDB then requires the txn to be aborted).
+ */
+static int
+wop_apply(struct lmdb_store *s, MDB_txn *txn, struct lmdb_wop *op, bool *broken)
+{
+    MDB_val key = { op->klen, op->key }, val;
+    struct node_post old, next;
+    uint64_t version;
+    bson_t doc;
+    int rc;
+
+    *broken = false;
+    switch (op->kind) {
+    case LMDB_WOP_INSERT:
+        val.mv_size = op->vlen;
+        val.mv_data = (void *)op->val;
+        rc = mdb_put(txn, s->posts, &key, &val, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) {
+            return map_rc(rc, "insert");
+        }
+        if (rc != 0) {
+            *broken = true;
+            return map_rc(rc, "insert");
+        }
+        return 0;
+
+    case LMDB_WOP_ASSET:
+        val.mv_size = op->vlen;
+        val.mv_data = (void *)op->val;
+        rc = mdb_put(txn, s->assets, &key, &val, MDB_NOOVERWRITE);
+        if (rc == MDB_KEYEXIST) {
+            return 0;                   /* another writer stored the same bytes first */
+        }
+        if (rc != 0) {
+            *broken = true;
+            return map_rc(rc, "asset put");
+        }
+        return 0;
+
+    case LMDB_WOP_REPLACE:
+        rc = mdb_get(txn, s->posts, &key, &val);
+        if (rc != 0) {
+            return map_rc(rc, "replace");
+        }
+        rc = decode_into(&key, &val, &old);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = check_version(old.version, op->expected);
+        if (rc != 0) {
+            node_post_deinit(&old);
+            return rc;
+        }
+        next = *op->post;
+        next.version = old.version + 1;
+        next.created_ms = old.created_ms;
+        node_post_deinit(&old);
+        rc = encode(&next, &doc);
+        if (rc != 0) {
+            return rc;
+        }
+        val.mv_size = doc.len;
+        val.mv_data = (void *)bson_get_data(&doc);
+        rc = mdb_put(txn, s->posts, &key, &val, 0);
+        bson_destroy(&doc);
+        if (rc != 0) {
+            *broken = true;
+            return map_rc(rc, "replace");
+        }
+        op->version = next.version;
+        op->created_ms = next.created_ms;
+        return 0;
+
+    case LMDB_WOP_REMOVE:
+        rc = mdb_get(txn, s->posts, &key, &val);
+        if (rc != 0) {
+            return map_rc(rc, "remove");
+        }
+        if (node_post_codec_version(val.mv_data, val.mv_size, &version) != 0) {
+            char id[NODE_ID_LEN + 1];
+
+            node_store_id_from_bin(op->key, id);
+            node_store_set_error("lmdb remove: stored post %s does not decode", id);
+            return BL_EUNAVAIL;
+        }
+        rc = check_version(version, op->expected);
+        if (rc != 0) {
+            return rc;
+        }
+        rc = mdb_del(txn, s->posts, &key, NULL);
+        if (rc != 0) {
+            *broken = true;
+            return map_rc(rc, "remove");
+        }
+        return 0;
+    }
+    node_store_set_error("lmdb: unknown write op");
+    return BL_EINVAL;
+}
+
+/* Applies the ops <ops> (n of them) in one write txn and commits it; sets every op's rc. */
+static void
+batch_run(struct lmdb_store *s, struct lmdb_wop **ops, size_t n)
+{
+    MDB_txn *txn;
+    size_t i, nok;
+    bool broken;
+    int rc;
+
+again:
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0) {
+        rc = map_rc(rc, "begin write txn");
+        for (i = 0; i < n; i++) {
+            if (!ops[i]->final) {
+                wop_fail(ops[i], rc);
+            }
+        }
+        return;
+    }
+    nok = 0;
+    for (i = 0; i < n; i++) {
+        if (ops[i]->final) {
+            continue;
+        }
+        rc = wop_apply(s, txn, ops[i], &broken);
+        if (rc != 0) {
+            wop_fail(ops[i], rc);
+            if (broken) {
+                /* Only this op fails: drop the txn and apply the batch again without it. */
+                ops[i]->final = true;
+                mdb_txn_abort(txn);
+                goto again;
+            }
+        } else {
+            ops[i]->rc = 0;
+            nok++;
+        }
+    }
+    if (nok == 0) {
+        mdb_txn_abort(txn);             /* nothing written */
+        return;
+    }
+    rc = mdb_txn_commit(txn);           /* frees txn on success and on failure */
+    if (rc == 0) {
+        return;
+    }
+    if (rc == MDB_MAP_FULL && nok > 1) {
+        /* The batch as a whole did not fit: give each op its own txn. */
+        for (i = 0; i < n; i++) {
+            if (!ops[i]->final && ops[i]->rc == 0) {
+                batch_run(s, &ops[i], 1);
+                ops[i]->final = true;
+            }
+        }
+        return;
+    }
+    rc = map_rc(rc, "commit");
+    for (i = 0; i < n; i++) {
+        if (!ops[i]->final && ops[i]->rc == 0) {
+            wop_fail(ops[i], rc);
+        }
+    }
+}
+
+/*
+ * Queues <op> for the next group commit and returns its outcome once the commit that holds
+ * it returned (0: durable). The calling thread runs batches itself while it waits and no
+ * other thread is running one.
+ */
+static int
+wop_submit(struct lmdb_store *s, struct lmdb_wop *op)
+{
+    struct lmdb_wop *batch[LMDB_BATCH_MAX];
+    size_t n, i;
+
+    if (s->readonly) {
+        node_store_set_error("lmdb: %s", s->ro_reason);
+        return BL_EUNAVAIL;
+    }
+    op->rc = 0;
+    op->final = false;
+    op->done = false;
+    op->err[0] = '\0';
+    op->next = NULL;
+    pthread_mutex_lock(&s->gc_mu);
+    *s->gc_tail = op;
+    s->gc_tail = &op->next;
+    while (!op->done) {
+        if (s->gc_busy) {
+            pthread_cond_wait(&s->gc_cv, &s->gc_mu);
+            continue;
+        }
+        s->gc_busy = true;
+        for (n = 0; n < LMDB_BATCH_MAX && s->gc_head != NULL; n++) {
+            batch[n] = s->gc_head;
+            s->gc_head = s->gc_head->next;
+        }
+        if (s->gc_head == NULL) {
+            s->gc_tail = &s->gc_head;
+        }
+        pthread_mutex_unlock(&s->gc_mu);
+        batch_run(s, batch, n);
+        pthread_mutex_lock(&s->gc_mu);
+        for (i = 0; i < n; i++) {
+            batch[i]->done = true;      /* its thread may return (and free it) from here */
+        }
+        s->gc_busy = false;
+        pthread_cond_broadcast(&s->gc_cv);
+    }
+    pthread_mutex_unlock(&s->gc_mu);
+    if (op->rc != 0) {
+        node_store_set_error("%s", op->err);
+    }
+    return op->rc;
+}
+
+static int
+lmdb_insert(struct node_store *base, const struct node_post *p)
+{
+    struct lmdb_store *s = (struct lmdb_store *)base;
+    struct lmdb_wop op = { .kind = LMDB_WOP_INSERT, .klen = NODE_ID_BIN_LEN };
+    bson_t doc;
+    int rc;
+
+    if (node_store_id_to_bin(p->id, strlen(p->id), op.key) != 0) {
+        node_store_set_error("lmdb insert: malformed id");
+        return BL_EINVAL;
+    }
+    rc = encode(p, &doc);
+    if (rc != 0) {
+        return rc;
+    }
+    op.val = bson_get_data(&doc);
+    op.vlen = doc.len;
+    rc = wop_submit(s, &op);
+    bson_destroy(&doc);
+    return rc;
+}
+
 static int
 lmdb_replace(struct node_store *base, struct node_post *p, uint64_t expected_version)
 {
     struct lmdb_store *s = (struct lmdb_store *)base;
-    uint8_t bin[NODE_ID_BIN_LEN];
-    MDB_txn *txn;
-    MDB_val key = { NODE_ID_BIN_LEN, bin }, val;
-    struct node_post old, next;
-    bson_t doc;
+    struct lmdb_wop op = { .kind = LMDB_WOP_REPLACE, .klen = NODE_ID_BIN_LEN };
     int rc;
 
-    if (node_store_id_to_bin(p->id, strlen(p->id), bin) != 0) {
+    if (node_store_id_to_bin(p->id, strlen(p->id), op.key) != 0) {
         node_store_set_error("lmdb replace: malformed id");
         return BL_ENOTFOUND;
     }
-    rc = wtxn_begin(s, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = mdb_get(txn, s->posts, &key, &val);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return map_rc(rc, "replace");
-    }
-    rc = decode_into(&key, &val, &old);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    rc = check_version(old.version, expected_version);
-    if (rc != 0) {
-        node_post_deinit(&old);
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    next = *p;
-    next.version = old.version + 1;
-    next.created_ms = old.created_ms;
-    node_post_deinit(&old);
-    rc = encode(&next, &doc);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    val.mv_size = doc.len;
-    val.mv_data = (void *)bson_get_data(&doc);
-    rc = mdb_put(txn, s->posts, &key, &val, 0);
-    bson_destroy(&doc);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return map_rc(rc, "replace");
-    }
-    rc = wtxn_commit(txn);
+    op.post = p;
+    op.expected = expected_version;
+    rc = wop_submit(s, &op);
     if (rc == 0) {
-        p->version = next.version;
-        p->created_ms = next.created_ms;
+        p->version = op.version;
+        p->created_ms = op.created_ms;
     }
     return rc;
 }
@@ -701,42 +896,14 @@ static int
 lmdb_remove(struct node_store *base, const char *id, uint64_t expected_version)
 {
     struct lmdb_store *s = (struct lmdb_store *)base;
-    uint8_t bin[NODE_ID_BIN_LEN];
-    MDB_txn *txn;
-    MDB_val key = { NODE_ID_BIN_LEN, bin }, val;
-    uint64_t version;
-    int rc;
+    struct lmdb_wop op = { .kind = LMDB_WOP_REMOVE, .klen = NODE_ID_BIN_LEN };
 
-    if (id == NULL || node_store_id_to_bin(id, strlen(id), bin) != 0) {
+    if (id == NULL || node_store_id_to_bin(id, strlen(id), op.key) != 0) {
         node_store_set_error("lmdb remove: malformed id");
         return BL_ENOTFOUND;
     }
-    rc = wtxn_begin(s, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = mdb_get(txn, s->posts, &key, &val);
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return map_rc(rc, "remove");
-    }
-    if (node_post_codec_version(val.mv_data, val.mv_size, &version) != 0) {
-        mdb_txn_abort(txn);
-        node_store_set_error("lmdb remove: stored post %s does not decode", id);
-        return BL_EUNAVAIL;
-    }
-    rc = check_version(version, expected_version);
-    if (rc == 0) {
-        rc = mdb_del(txn, s->posts, &key, NULL);
-        if (rc != 0) {
-            rc = map_rc(rc, "remove");
-        }
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return wtxn_commit(txn);
+    op.expected = expected_version;
+    return wop_submit(s, &op);
 }
 
 /* ---- assets ---- */
@@ -850,14 +1017,14 @@ lmdb_asset_put(struct node_store *base, const char *sha256, const char *content_
 {
     struct lmdb_store *s = (struct lmdb_store *)base;
     uint8_t kbin[LMDB_SHA_BIN];
-    MDB_val key = { LMDB_SHA_BIN, kbin }, val;
+    MDB_val key = { LMDB_SHA_BIN, kbin };
     char dir[PATH_MAX], final[PATH_MAX], tmp[PATH_MAX];
     char ctype[128];
     uint8_t meta[8 + 128];
     uint64_t stored_size;
     size_t tlen;
     struct stat st;
-    MDB_txn *txn;
+    struct lmdb_wop op = { .kind = LMDB_WOP_ASSET };
     int src = -1, dst = -1;
     bool tmp_made = false;
     int rc, i;
@@ -950,23 +1117,11 @@ lmdb_asset_put(struct node_store *base, const char *sha256, const char *content_
         meta[i] = (uint8_t)(size >> (56 - 8 * i));
     }
     memcpy(meta + 8, content_type, tlen);
-    val.mv_size = 8 + tlen;
-    val.mv_data = meta;
-    rc = wtxn_begin(s, &txn);
-    if (rc != 0) {
-        return rc;
-    }
-    rc = mdb_put(txn, s->assets, &key, &val, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST) {
-        /* Another writer stored the same bytes first: keep its record. */
-        mdb_txn_abort(txn);
-        return 0;
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return map_rc(rc, "asset put");
-    }
-    return wtxn_commit(txn);
+    memcpy(op.key, kbin, LMDB_SHA_BIN);
+    op.klen = LMDB_SHA_BIN;
+    op.val = meta;
+    op.vlen = 8 + tlen;
+    return wop_submit(s, &op);      /* same bytes stored first by another writer: 0 */
 
 fail:
     if (dst >= 0) {

@@ -1485,6 +1485,62 @@ test_kill9_durability(void **state)
     free(b);
 }
 
+/*
+ * Group commit (node_store_lmdb.c): 32 concurrent writers share each commit. kill -9 the
+ * node under that load: every POST that was answered 201 must be there after the restart.
+ */
+#define KILL_WRITERS 32
+
+static void
+test_kill9_concurrent_posts(void **state)
+{
+    struct node_proc k;
+    char store[600];
+    struct acker *a[KILL_WRITERS];
+    pthread_t th[KILL_WRITERS];
+    int total = 0, lost = 0;
+
+    node_init(&k, "k2");
+    snprintf(store, sizeof(store), "%s/store-k2", g_dir);
+    write_conf(&k, NULL, store, g_tokens_yaml);
+    node_start(&k);
+    for (int i = 0; i < KILL_WRITERS; i++) {
+        a[i] = calloc(1, sizeof(*a[i]));
+        assert_non_null(a[i]);
+        a[i]->n = &k;
+        assert_int_equal(pthread_create(&th[i], NULL, ack_thread, a[i]), 0);
+    }
+    usleep(1200 * 1000);
+    kill(k.pid, SIGKILL);
+    for (int i = 0; i < KILL_WRITERS; i++) {
+        pthread_join(th[i], NULL);
+        total += a[i]->nacked;
+    }
+    bl_h_stop(k.pid, SIGKILL, 2000);
+    assert_true(total > KILL_WRITERS);
+    print_message("kill -9 after %d acknowledged writes from %d concurrent clients\n", total,
+                  KILL_WRITERS);
+    node_start(&k);                         /* the store opens cleanly */
+    for (int t = 0; t < KILL_WRITERS; t++) {
+        for (int i = 0; i < a[t]->nacked; i++) {
+            char path[64];
+            struct resp r;
+
+            snprintf(path, sizeof(path), "/posts/%s", a[t]->ids[i]);
+            req(g_h, "GET", url_of(&k, path), NULL, NULL, 0, &r);
+            if (r.status != 200) {
+                print_message("acknowledged post %s lost after kill -9 (%ld)\n", a[t]->ids[i],
+                              r.status);
+                lost++;
+            }
+            resp_free(&r);
+        }
+        free(a[t]);
+    }
+    bl_h_stop(k.pid, SIGTERM, 5000);
+    assert_int_equal(lost, 0);
+}
+
 /* ------------------------------------------------ config: tokens, SIGHUP, refusal */
 
 static void
@@ -1684,6 +1740,7 @@ main(void)
         cmocka_unit_test(test_pagination),
         cmocka_unit_test(test_two_nodes_one_store),
         cmocka_unit_test(test_kill9_durability),
+        cmocka_unit_test(test_kill9_concurrent_posts),
         cmocka_unit_test(test_reload_and_refusal),
         cmocka_unit_test(test_store_full),
         cmocka_unit_test(test_graceful_shutdown),

@@ -660,6 +660,124 @@ test_map_full(void **state)
     fprintf(stderr, "# map full after %d posts\n", n + 1);
 }
 
+/*
+ * ---- group commit: concurrent writes share commits, each keeps its own outcome. 16
+ * threads on a small map: each inserts big posts until the map is full, and also races
+ * for one shared id and one conditional replace. Every insert answered 0 is stored,
+ * every one answered BL_EFULL is absent (rolled back alone), exactly one thread wins the
+ * shared id and exactly one the replace of version 1.
+ */
+#define GC_THREADS 16
+#define GC_MAX 400
+
+struct gc_arg {
+    struct node_store *s;
+    const char *shared_id;
+    pthread_barrier_t *bar;
+    int shared_rc, replace_rc;
+    char ok[GC_MAX][NODE_ID_LEN + 1];
+    char full[GC_MAX][NODE_ID_LEN + 1];
+    int nok, nfull, nother;
+    char full_reason[128];
+};
+
+static void *
+gc_thread(void *arg)
+{
+    struct gc_arg *a = arg;
+    struct node_post p, r;
+
+    make_post(&p, 10);
+    memcpy(p.id, a->shared_id, NODE_ID_LEN + 1);
+    make_post(&r, 20);
+    memcpy(r.id, a->shared_id, NODE_ID_LEN + 1);
+    pthread_barrier_wait(a->bar);
+    a->shared_rc = a->s->ops->insert(a->s, &p);
+    a->replace_rc = a->s->ops->replace(a->s, &r, 1);
+    node_post_deinit(&p);
+    node_post_deinit(&r);
+    while (a->nok < GC_MAX && a->nfull < GC_MAX && a->nfull < 5) {
+        int rc;
+
+        make_post(&p, 3000);
+        rc = a->s->ops->insert(a->s, &p);
+        if (rc == 0) {
+            memcpy(a->ok[a->nok++], p.id, NODE_ID_LEN + 1);
+        } else if (rc == BL_EFULL) {
+            snprintf(a->full_reason, sizeof(a->full_reason), "%s", node_store_last_error());
+            memcpy(a->full[a->nfull++], p.id, NODE_ID_LEN + 1);
+        } else {
+            a->nother++;
+        }
+        node_post_deinit(&p);
+    }
+    return NULL;
+}
+
+static void
+test_group_commit_outcomes(void **state)
+{
+    struct fixture *f = *state;
+    struct node_store *s;
+    struct gc_arg *a = calloc(GC_THREADS, sizeof(*a));
+    pthread_t th[GC_THREADS];
+    pthread_barrier_t bar;
+    char shared[NODE_ID_LEN + 1];
+    int shared_wins = 0, replace_wins = 0, nok = 0, nfull = 0;
+    struct node_post g;
+
+    assert_non_null(a);
+    f->conf.map_size = 1024 << 10;      /* 256 pages: full after a few hundred posts */
+    s = open_store(&f->conf);
+    assert_non_null(s);
+    node_store_new_id(shared);
+    pthread_barrier_init(&bar, NULL, GC_THREADS);
+    for (int i = 0; i < GC_THREADS; i++) {
+        a[i].s = s;
+        a[i].shared_id = shared;
+        a[i].bar = &bar;
+        assert_int_equal(pthread_create(&th[i], NULL, gc_thread, &a[i]), 0);
+    }
+    for (int i = 0; i < GC_THREADS; i++) {
+        pthread_join(th[i], NULL);
+    }
+    pthread_barrier_destroy(&bar);
+    for (int i = 0; i < GC_THREADS; i++) {
+        if (a[i].shared_rc == 0) {
+            shared_wins++;
+        } else {
+            assert_int_equal(a[i].shared_rc, BL_EEXIST);
+        }
+        if (a[i].replace_rc == 0) {
+            replace_wins++;
+        } else {
+            assert_int_equal(a[i].replace_rc, BL_ECONFLICT);
+        }
+        assert_int_equal(a[i].nother, 0);
+        for (int j = 0; j < a[i].nok; j++) {
+            assert_int_equal(s->ops->get(s, a[i].ok[j], &g), 0);
+            node_post_deinit(&g);
+        }
+        for (int j = 0; j < a[i].nfull; j++) {
+            assert_int_equal(s->ops->get(s, a[i].full[j], &g), BL_ENOTFOUND);
+        }
+        if (a[i].nfull > 0) {
+            assert_non_null(strstr(a[i].full_reason, "MDB_MAP_FULL"));
+        }
+        nok += a[i].nok;
+        nfull += a[i].nfull;
+    }
+    assert_int_equal(shared_wins, 1);
+    assert_int_equal(replace_wins, 1);
+    assert_true(nfull > 0);
+    assert_int_equal(s->ops->get(s, shared, &g), 0);
+    assert_int_equal(g.version, 2);
+    node_post_deinit(&g);
+    fprintf(stderr, "# group commit: %d inserts stored, %d refused as map full\n", nok, nfull);
+    node_store_close(s);
+    free(a);
+}
+
 /* ---- disk full (ENOSPC): a 1 MiB tmpfs in a private mount namespace ---- */
 
 static int
@@ -1001,6 +1119,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_cross_process_replace, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kill9_acknowledged, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_map_full, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_group_commit_outcomes, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_disk_full, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_read_only_dir, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_health_unwritable, fx_setup, fx_teardown),
