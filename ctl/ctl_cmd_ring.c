@@ -566,7 +566,7 @@ live_pick(const struct bl_maglev *m, size_t n, uint64_t h, const bool *up,
         cap = ceil(bounded_load * (total + 1) / (double)nup);
     }
     *cap_out = cap;
-    np = bl_maglev_preferences(m, h, prefs, BL_MIN(n, BL_ARRAY_SIZE(prefs)));
+    np = bl_maglev_fallbacks(m, h, prefs, BL_MIN(n, BL_ARRAY_SIZE(prefs)));
     for (size_t i = 0; i < np; i++) {
         int idx = prefs[i];
 
@@ -672,7 +672,7 @@ ctl_cmd_route(struct ctl_ctx *ctx)
         goto fail;
     }
     h = bl_hash64(dec, (size_t)dlen);
-    np = bl_maglev_preferences(m, h, prefs, BL_MIN(set.n, BL_ARRAY_SIZE(prefs)));
+    np = bl_maglev_fallbacks(m, h, prefs, BL_MIN(set.n, BL_ARRAY_SIZE(prefs)));
     {
         int pick = -1;
         bool spilled = false;

@@ -428,8 +428,8 @@ ring_route(struct lb_aconn *ac)
         return;
     }
     owner = bl_maglev_lookup(st->ring->maglev, rm.hash);
-    np = bl_maglev_preferences(st->ring->maglev, rm.hash, prefs,
-                               BL_MIN((size_t)st->nnodes, BL_ARRAY_SIZE(prefs)));
+    np = bl_maglev_fallbacks(st->ring->maglev, rm.hash, prefs,
+                             BL_MIN((size_t)st->nnodes, BL_ARRAY_SIZE(prefs)));
     pl = json_array();
     for (size_t i = 0; pl != NULL && i < np; i++) {
         json_array_append_new(pl, json_string(st->nodes[prefs[i]]->name));

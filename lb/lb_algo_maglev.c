@@ -3,9 +3,11 @@
  *
  * The table is built over ALL nodes of the set, from their names only (shared/bl_maglev),
  * and is never rebuilt on health changes: an unhealthy owner is skipped by walking the
- * id's preference list (owner, then the next distinct owners of the table). So the table
- * depends only on the node set, several LBs with the same set agree on every id, and a
- * node that goes down moves only its own ids (to their second preference).
+ * id's fallback list (bl_maglev_fallbacks: the owner, then the node that would own the id
+ * if the owner were removed, and so on). So the table depends only on the node set,
+ * several LBs with the same set agree on every id, and a node that goes down moves only
+ * its own ids, each to the node that will own it if the node is then removed for good:
+ * an id moves once, and the cache warmed while the node was down stays useful.
  *
  * Bounded load (after Mirrokni et al., "Consistent Hashing with Bounded Loads"): when a
  * node already holds more than c * mean + 1 in-flight requests (c = bounded_load, mean =
@@ -64,7 +66,7 @@ maglev_pick(const struct lb_state *st, struct lb_pick *pk)
         (double)lb_algo_load(st, (uint32_t)owner) <= cap) {
         return owner;
     }
-    n = bl_maglev_preferences(m, pk->hash, prefs, BL_MIN((size_t)st->nnodes, BL_ARRAY_SIZE(prefs)));
+    n = bl_maglev_fallbacks(m, pk->hash, prefs, BL_MIN((size_t)st->nnodes, BL_ARRAY_SIZE(prefs)));
     for (i = 0; i < n; i++) {
         int idx = prefs[i];
         if (idx < 0 || !st->up[idx] || lb_algo_excluded(st, pk, idx)) {

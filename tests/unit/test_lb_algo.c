@@ -170,8 +170,8 @@ test_maglev_owner_and_skip(void **state)
         assert_int_equal(a, bl_maglev_lookup(all->ring->maglev, pk.hash));
         assert_int_equal(lb_algo_maglev.pick(all, &pk), a);     /* stable */
         if (a == 2) {
-            /* n3's ids go to their second preference */
-            assert_int_equal(bl_maglev_preferences(all->ring->maglev, pk.hash, prefs, N), N);
+            /* n3's ids go to their first fallback */
+            assert_int_equal(bl_maglev_fallbacks(all->ring->maglev, pk.hash, prefs, N), N);
             assert_int_equal(b, prefs[1]);
             moved++;
         } else {
@@ -182,6 +182,63 @@ test_maglev_owner_and_skip(void **state)
     assert_true(moved > 300 && kept > 1500);
     lb_state_destroy(st);
     lb_state_destroy(all);
+}
+
+/* A node down sends each of its ids to the node that owns the id once the node is removed
+ * from the set (bl_maglev_fallbacks), so an id moves once, not twice (down, then removed).
+ * The table-walk preference list would differ for some ids: checked as well, so the test
+ * would catch a return to it. */
+static void
+test_maglev_down_equals_removed(void **state)
+{
+    struct lb_pick pk;
+    uint64_t rng;
+    uint32_t rr;
+    int moved = 0, walk_differs = 0;
+
+    (void)state;
+    pick_init(&pk, &rng, &rr);
+    for (int r = 0; r < N; r++) {
+        uint8_t up[N] = { 1, 1, 1, 1, 1 };
+        uint8_t up_rest[N - 1] = { 1, 1, 1, 1 };
+        struct lb_node *rest[N - 1];
+        struct lb_state *down, *removed;
+        struct lb_ring *ring;
+        int k2 = 0;
+
+        up[r] = 0;
+        down = make(up, 0);
+        for (int i = 0; i < N; i++) {
+            if (i != r) {
+                rest[k2++] = &nodes[i];
+            }
+        }
+        ring = lb_ring_create(rest, N - 1);
+        assert_non_null(ring);
+        removed = lb_state_create(rest, N - 1, up_rest, ring, &lb_algo_maglev, &lb_algo_p2c, 0);
+        lb_ring_put(ring);
+        assert_non_null(removed);
+        for (int k = 0; k < 3000; k++) {
+            char key[32];
+            int prefs[N], a, b;
+            int n = snprintf(key, sizeof(key), "post-%d", k);
+            pk.hash = bl_hash64(key, (size_t)n);
+            a = lb_algo_maglev.pick(down, &pk);
+            b = lb_algo_maglev.pick(removed, &pk);
+            assert_true(a >= 0 && b >= 0);
+            assert_string_equal(down->nodes[a]->name, removed->nodes[b]->name);
+            if (bl_maglev_lookup(down->ring->maglev, pk.hash) == r) {
+                moved++;
+                assert_int_equal(bl_maglev_preferences(down->ring->maglev, pk.hash, prefs, N),
+                                 N);
+                walk_differs += strcmp(down->nodes[prefs[1]]->name, removed->nodes[b]->name) != 0;
+            }
+        }
+        lb_state_destroy(removed);
+        lb_state_destroy(down);
+    }
+    assert_true(moved > 1500);
+    assert_true(walk_differs > 0);
 }
 
 static void
@@ -198,7 +255,7 @@ test_maglev_exclude_and_none(void **state)
     (void)state;
     pick_init(&pk, &rng, &rr);
     pk.hash = bl_hash64("some-post", 9);
-    assert_int_equal(bl_maglev_preferences(st->ring->maglev, pk.hash, prefs, N), N);
+    assert_int_equal(bl_maglev_fallbacks(st->ring->maglev, pk.hash, prefs, N), N);
     assert_int_equal(lb_algo_maglev.pick(st, &pk), prefs[0]);
     ex[0] = (int16_t)prefs[0];
     pk.exclude = ex;
@@ -228,7 +285,7 @@ test_maglev_bounded_load(void **state)
     (void)state;
     pick_init(&pk, &rng, &rr);
     pk.hash = bl_hash64("hot-post", 8);
-    assert_int_equal(bl_maglev_preferences(st->ring->maglev, pk.hash, prefs, N), N);
+    assert_int_equal(bl_maglev_fallbacks(st->ring->maglev, pk.hash, prefs, N), N);
     /* 10 in flight over 5 nodes: mean 2, threshold 1.25 * 2 + 1 = 3.5 */
     pk.total_inflight = 10;
     atomic_store(&nodes[prefs[0]].inflight, 3);
@@ -303,6 +360,7 @@ main(void)
         cmocka_unit_test_setup(test_p2c_spreads_and_skips, setup),
         cmocka_unit_test_setup(test_p2c_none, setup),
         cmocka_unit_test_setup(test_maglev_owner_and_skip, setup),
+        cmocka_unit_test_setup(test_maglev_down_equals_removed, setup),
         cmocka_unit_test_setup(test_maglev_exclude_and_none, setup),
         cmocka_unit_test_setup(test_maglev_bounded_load, setup),
         cmocka_unit_test_setup(test_roundrobin, setup),
