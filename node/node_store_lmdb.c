@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -72,7 +73,8 @@ struct lmdb_wop {
     uint64_t created_ms;                /* replace: the creation time kept */
     int rc;
     bool final;                         /* failed alone: not applied again */
-    bool done;                          /* rc is the outcome (under gc_mu) */
+    bool done;                          /* rc is the outcome (set before wake is posted) */
+    sem_t wake;                         /* posted when done or when made the committer */
     char err[256];                      /* the reason when rc != 0 */
     struct lmdb_wop *next;
 };
@@ -93,7 +95,6 @@ struct lmdb_store {
     size_t npool;
 
     pthread_mutex_t gc_mu;              /* group commit: guards gc_* */
-    pthread_cond_t gc_cv;               /* signalled when a batch is done */
     struct lmdb_wop *gc_head;           /* ops waiting for the next batch, FIFO */
     struct lmdb_wop **gc_tail;
     bool gc_busy;                       /* a thread is running a batch */
@@ -307,7 +308,6 @@ lmdb_free(struct lmdb_store *s)
     }
     pthread_mutex_destroy(&s->pool_mu);
     pthread_mutex_destroy(&s->gc_mu);
-    pthread_cond_destroy(&s->gc_cv);
     pthread_mutex_destroy(&s->health_mu);
     free(s->path);
     free(s->assets_dir);
@@ -367,7 +367,6 @@ lmdb_open(const struct bl_conf_store *conf, struct node_store **out, char **err)
     }
     pthread_mutex_init(&s->pool_mu, NULL);
     pthread_mutex_init(&s->gc_mu, NULL);
-    pthread_cond_init(&s->gc_cv, NULL);
     s->gc_tail = &s->gc_head;
     pthread_mutex_init(&s->health_mu, NULL);
     s->base.ops = &node_store_lmdb_ops;
@@ -798,14 +797,18 @@ again:
 
 /*
  * Queues <op> for the next group commit and returns its outcome once the commit that holds
- * it returned (0: durable). The calling thread runs batches itself while it waits and no
- * other thread is running one.
+ * it returned (0: durable). The first thread to queue an op while no batch runs becomes the
+ * committer; when its batch is done it hands the role to the thread of the oldest waiting
+ * op (if any), then wakes each op of its batch by its own semaphore: no broadcast, so a
+ * batch of n ops costs n wake-ups and no contention on gc_mu.
  */
 static int
 wop_submit(struct lmdb_store *s, struct lmdb_wop *op)
 {
     struct lmdb_wop *batch[LMDB_BATCH_MAX];
+    struct lmdb_wop *next;
     size_t n, i;
+    bool lead, mine;
 
     if (s->readonly) {
         node_store_set_error("lmdb: %s", s->ro_reason);
@@ -816,15 +819,27 @@ wop_submit(struct lmdb_store *s, struct lmdb_wop *op)
     op->done = false;
     op->err[0] = '\0';
     op->next = NULL;
+    if (sem_init(&op->wake, 0, 0) != 0) {
+        node_store_set_error("lmdb: sem_init: %s", strerror(errno));
+        return BL_EUNAVAIL;
+    }
     pthread_mutex_lock(&s->gc_mu);
     *s->gc_tail = op;
     s->gc_tail = &op->next;
-    while (!op->done) {
-        if (s->gc_busy) {
-            pthread_cond_wait(&s->gc_cv, &s->gc_mu);
-            continue;
+    lead = !s->gc_busy;
+    s->gc_busy = true;
+    pthread_mutex_unlock(&s->gc_mu);
+    for (;;) {
+        if (!lead) {
+            while (sem_wait(&op->wake) != 0) {
+                /* EINTR: wait again */
+            }
+            if (op->done) {
+                break;
+            }
+            /* not done: the previous committer handed us the role */
         }
-        s->gc_busy = true;
+        pthread_mutex_lock(&s->gc_mu);
         for (n = 0; n < LMDB_BATCH_MAX && s->gc_head != NULL; n++) {
             batch[n] = s->gc_head;
             s->gc_head = s->gc_head->next;
@@ -833,15 +848,33 @@ wop_submit(struct lmdb_store *s, struct lmdb_wop *op)
             s->gc_tail = &s->gc_head;
         }
         pthread_mutex_unlock(&s->gc_mu);
+
         batch_run(s, batch, n);
+
         pthread_mutex_lock(&s->gc_mu);
-        for (i = 0; i < n; i++) {
-            batch[i]->done = true;      /* its thread may return (and free it) from here */
+        next = s->gc_head;              /* stays queued; its thread runs the next batch */
+        if (next == NULL) {
+            s->gc_busy = false;
         }
-        s->gc_busy = false;
-        pthread_cond_broadcast(&s->gc_cv);
+        pthread_mutex_unlock(&s->gc_mu);
+        if (next != NULL && next != op) {
+            sem_post(&next->wake);
+        }
+        mine = false;
+        for (i = 0; i < n; i++) {
+            if (batch[i] == op) {
+                mine = true;
+                continue;
+            }
+            batch[i]->done = true;      /* its thread may return (and free it) from here */
+            sem_post(&batch[i]->wake);
+        }
+        if (mine) {
+            break;
+        }
+        lead = next == op;              /* our op did not fit in this batch */
     }
-    pthread_mutex_unlock(&s->gc_mu);
+    sem_destroy(&op->wake);
     if (op->rc != 0) {
         node_store_set_error("%s", op->err);
     }

@@ -9,6 +9,7 @@
 #
 # usage: tests/bench/node-bench.sh [BUILD_DIR]      (default build-nodeapi, then build)
 # env:   DURATION=10s CONNS=64 NODE_THREADS=auto NPOSTS=10000 ROUNDS=1
+#        ONLY=REGEX   run only the node workloads whose label matches (e.g. ONLY='^POST')
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +31,7 @@ CONNS=${CONNS:-64}
 NODE_THREADS=${NODE_THREADS:-auto}
 NPOSTS=${NPOSTS:-10000}
 ROUNDS=${ROUNDS:-1}
+ONLY=${ONLY:-}
 TOKEN=bench-token
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -180,6 +182,7 @@ for round in $(seq 1 "$ROUNDS"); do
              "95% GET / 5% PUT|$node_url/posts/x|mix.lua" \
              "POST /posts|$node_url/posts|post.lua"; do
         IFS='|' read -r label url lua <<<"$w"
+        [[ -n "$ONLY" && ! "$label" =~ $ONLY ]] && continue
         run "$label" "$node_pid" "$url" "$lua"
         awk -v a="${results[$label]}" -v b="$ref" 'BEGIN { printf " %.2f× |\n", a / b }'
     done
