@@ -101,8 +101,11 @@ run "$BLOGCTL" -c "$SRC/examples/local.yaml" nodes add 'bad/name' 127.0.0.1:9
 [ "$rc" = 2 ] || fail "nodes add with a bad name: exit $rc"
 run "$BLOGCTL" -c "$SRC/examples/local.yaml" --lb-admin 127.0.0.1:1 ring verify
 [ "$rc" = 1 ] || fail "ring verify without an LB: exit $rc"
-run "$BLOGCTL" -c "$SRC/examples/local.yaml" scale status
+grep -v '^  bind: "127.0.0.1:8405"' "$SRC/examples/local.yaml" >"$tmp/nobind.yaml"
+run "$BLOGCTL" -c "$tmp/nobind.yaml" scale status
 [ "$rc" = 1 ] && grep -q "autoscale.bind" "$tmp/err" || fail "scale status without autoscale.bind: rc=$rc $err"
+run "$BLOGCTL" -c "$SRC/examples/local.yaml" scale status
+[ "$rc" = 1 ] && grep -q "not reachable" "$tmp/err" || fail "scale status with no blog-ctld running: rc=$rc $err"
 run "$BLOGCTL" -c "$SRC/examples/local.yaml" nodes drain
 [ "$rc" = 2 ] || fail "nodes drain without a name: exit $rc"
 
