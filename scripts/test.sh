@@ -91,6 +91,8 @@ report() {
         echo "  $r"
     done
     printf '  %-10s %-6s %5d s\n' total "" $((SECONDS - t_all))
+    # One plain closing line (each ctest stage above prints its own summary too).
+    echo "stages: $(grep -c ' ok ' <<<"$(printf '%s\n' "${results[@]}")") passed, $(grep -c ' FAILED ' <<<"$(printf '%s\n' "${results[@]}")") failed"
 }
 trap report EXIT
 
