@@ -22,11 +22,14 @@
 #define NODE_CONN_LIMIT 16384           /* open connections per process */
 #define NODE_CONN_TIMEOUT_S 75          /* idle keep-alive: longer than the LB's 60 s */
 /*
- * Per-connection memory pool (request head + read buffer). MHD 0.9.75 zeroes the used part
- * of the pool for every request, so its size is a per-request cost: 64 KiB cost ~15% of a
- * GET. 24 KiB still takes the 16 KiB request heads the LB lets through.
+ * Per-connection memory pool (request head + read buffer + response head). MHD 0.9.75
+ * memsets the whole pool once per request and half of it once more (callgrind: two memset
+ * calls per request, 24 KiB + 12 KiB with a 24 KiB pool, 54 % of the instructions of an
+ * uncached GET), so its size is a per-request cost. 18 KiB serves request heads of up to
+ * 17,664 bytes (measured, two keep-alive requests on one connection): the 16 KiB heads the
+ * LB lets through by default plus 1,280 bytes of headers it adds. docs/BENCHMARKS.md.
  */
-#define NODE_CONN_MEMORY (24 * 1024)
+#define NODE_CONN_MEMORY (18 * 1024)
 #define NODE_DRAIN_MAX (64ull << 20)    /* bytes of a rejected chunked body we read past its limit */
 
 /*
