@@ -24,12 +24,26 @@ enum pstate {
     P_UNSURE                            /* a DELETE failed: it may or may not have applied */
 };
 
+#define ACK_HIST 8
+
+/* One acknowledged write of a post (the cross-node window check looks at the recent ones). */
+struct ack {
+    uint64_t version;
+    uint64_t t_us;
+    char node[12];
+};
+
 struct lpost {
     char id[25];
     uint64_t version;                   /* last acknowledged version (a lower bound) */
     uint8_t state;                      /* enum pstate */
     bool busy;                          /* a request on it is in flight */
     int64_t seq;                        /* the POST that created it */
+    uint64_t ack_us;                    /* when the last acknowledged write was answered */
+    char ack_node[12];                  /* which node answered it */
+    struct ack hist[ACK_HIST];          /* the last acknowledged writes, oldest first */
+    int nhist;
+    uint64_t floor;                     /* version of the newest write dropped from hist */
 };
 
 struct slot {
@@ -66,6 +80,7 @@ struct bl_load {
 
     struct lpost *posts;
     size_t nposts, capposts;
+    uint64_t lag_us;                    /* cross-node window, 0 = strict */
     int32_t *seqstate;                  /* per POST seq: model index, -1 failed, -2 pending */
     size_t nseq, capseq;
 
@@ -154,6 +169,7 @@ bl_load_create(const struct bl_load_opts *o, const char **err)
     if (o->body_bytes == 0) {
         l->o.body_bytes = 200;
     }
+    l->lag_us = o->lag_ms < 0 ? 0 : (uint64_t)(o->lag_ms > 0 ? o->lag_ms : BL_LOAD_LAG_MS) * 1000u;
     l->url = strdup(o->url);
     l->token = strdup(o->token);
     l->tag = strdup(tag);
@@ -529,6 +545,65 @@ start_one(struct bl_load *l, struct slot *s)
     return true;
 }
 
+/* Records an acknowledged write of <p> (version, answer time, answering node). */
+static void
+note_ack(struct lpost *p, uint64_t version, uint64_t t_us, const char *node)
+{
+    struct ack *a;
+
+    if (p->nhist == ACK_HIST) {
+        p->floor = p->hist[0].version;
+        memmove(&p->hist[0], &p->hist[1], (ACK_HIST - 1) * sizeof(p->hist[0]));
+        p->nhist--;
+    }
+    a = &p->hist[p->nhist++];
+    a->version = version;
+    a->t_us = t_us;
+    snprintf(a->node, sizeof(a->node), "%s", node);
+    p->version = version;
+    p->ack_us = t_us;
+    snprintf(p->ack_node, sizeof(p->ack_node), "%s", node);
+}
+
+/*
+ * A GET of live post <p> sent at <t0> answered 200 with <version> by <node>: OK (false),
+ * lagged (true, *stale false: older than acknowledged, but only by writes acknowledged by
+ * other nodes less than lag_us before t0), or *stale.
+ */
+static bool
+lagged_read(const struct lpost *p, uint64_t version, uint64_t t0, const char *node,
+            uint64_t lag_us, bool *stale)
+{
+    bool lag = false;
+
+    *stale = false;
+    if (version >= p->version) {
+        return false;
+    }
+    if (lag_us == 0 || version < p->floor) {
+        *stale = true;
+        return false;
+    }
+    for (int i = 0; i < p->nhist; i++) {
+        const struct ack *a = &p->hist[i];
+
+        if (a->version <= version) {
+            continue;
+        }
+        /* a newer write this node acknowledged itself, or whose window has passed */
+        if (node[0] == '\0' || strcmp(a->node, node) == 0 || t0 < a->t_us ||
+            t0 - a->t_us >= lag_us) {
+            *stale = true;
+            return false;
+        }
+        lag = true;
+    }
+    if (!lag) {
+        *stale = true;                  /* older than a seeded version: no window */
+    }
+    return lag;
+}
+
 /* Classifies the answer of slot <s> and updates the model. */
 static void
 complete(struct bl_load *l, struct slot *s, CURLcode cc)
@@ -544,6 +619,11 @@ complete(struct bl_load *l, struct slot *s, CURLcode cc)
     r.t1_us = bl_load_mono_us();
     r.op = s->op;
     r.post = s->post;
+    if (p != NULL) {
+        r.acked = (uint32_t)p->version;
+        r.ack_us = p->ack_us;
+        snprintf(r.ack_node, sizeof(r.ack_node), "%s", p->ack_node);
+    }
     if (cc == CURLE_OK) {
         curl_easy_getinfo(s->e, CURLINFO_RESPONSE_CODE, &status);
         parse_answer(s->buf, s->len, &version, id, sizeof(id), r.code, sizeof(r.code));
@@ -564,7 +644,10 @@ complete(struct bl_load *l, struct slot *s, CURLcode cc)
         } else if (p->state == P_DELETED) {
             r.cls = status == 404 ? BL_LOAD_OK : status == 200 ? BL_LOAD_STALE : BL_LOAD_FAIL;
         } else if (status == 200) {
-            r.cls = version >= p->version ? BL_LOAD_OK : BL_LOAD_STALE;
+            bool stale;
+
+            r.lagged = lagged_read(p, version, r.t0_us, r.node, l->lag_us, &stale);
+            r.cls = stale ? BL_LOAD_STALE : BL_LOAD_OK;
         } else if (status == 404) {
             r.cls = BL_LOAD_STALE;
         }
@@ -572,7 +655,7 @@ complete(struct bl_load *l, struct slot *s, CURLcode cc)
     case BL_LOAD_PUT:
         if (status == 200 && version > p->version) {
             r.cls = BL_LOAD_OK;
-            p->version = version;
+            note_ack(p, version, r.t1_us, r.node);
         } else if (status == 200 || status == 404) {
             r.cls = BL_LOAD_STALE;      /* an older version than acknowledged, or lost */
         }
@@ -588,6 +671,9 @@ complete(struct bl_load *l, struct slot *s, CURLcode cc)
     case BL_LOAD_POST:
         if (status == 201 && strlen(id) == 24 && strcmp(s->location + 7, id) == 0) {
             int32_t pi = add_post(l, id, version, s->seq);
+            if (pi >= 0) {
+                note_ack(&l->posts[pi], version, r.t1_us, r.node);
+            }
             r.cls = BL_LOAD_OK;
             r.post = pi;
             l->seqstate[s->seq] = pi;
@@ -780,6 +866,7 @@ bl_load_seed(struct bl_load *l)
         if (pi < 0 || strlen(id) != 24) {
             return -1;
         }
+        note_ack(&l->posts[pi], version, bl_load_mono_us(), s->node);
         l->seqstate[seq] = pi;
     }
     return 0;
@@ -805,6 +892,7 @@ bl_load_stats(const struct bl_load *l, uint64_t from_us, uint64_t to_us, struct 
         out->fail += r->cls == BL_LOAD_FAIL;
         out->stale += r->cls == BL_LOAD_STALE;
         out->delete_404 += r->op == BL_LOAD_DELETE && r->status == 404;
+        out->lagged += r->lagged;
     }
     pthread_mutex_unlock(&ml->mu);
 }
@@ -880,7 +968,8 @@ bl_load_print(const struct bl_load *l, const char *label)
     for (int op = 0; op < BL_LOAD_NOPS; op++) {
         fprintf(stderr, " %s %ld/%ld/%ld", op_names[op], st.n[op][0], st.n[op][1], st.n[op][2]);
     }
-    fprintf(stderr, " (ok/failed/stale); DELETE 404 %ld\n", st.delete_404);
+    fprintf(stderr, " (ok/failed/stale); DELETE 404 %ld; lagged cross-node reads %ld\n",
+            st.delete_404, st.lagged);
 }
 
 void
@@ -895,11 +984,19 @@ bl_load_print_failures(const struct bl_load *l, int max)
         if (r->cls == BL_LOAD_OK) {
             continue;
         }
-        fprintf(stderr, "#   %s %s %s: status %u code %s node %s version %u (t0 %llu ms, %llu ms)\n",
+        fprintf(stderr, "#   %s %s %s: status %u code %s node %s version %u (t0 %llu ms, %llu ms)",
                 r->cls == BL_LOAD_STALE ? "STALE" : "FAIL", op_names[r->op],
                 bl_load_post_id(l, r->post), r->status, r->code[0] ? r->code : "-",
                 r->node[0] ? r->node : "-", r->version, (unsigned long long)(r->t0_us / 1000),
                 (unsigned long long)((r->t1_us - r->t0_us) / 1000));
+        if (r->post >= 0 && r->ack_us != 0) {
+            fprintf(stderr, "; acknowledged version %u by %s %.3f ms before it was sent",
+                    r->acked, r->ack_node[0] ? r->ack_node : "-",
+                    ((double)r->t0_us - (double)r->ack_us) / 1000.0);
+        } else if (r->post >= 0) {
+            fprintf(stderr, "; acknowledged version %u (seeded)", r->acked);
+        }
+        fputc('\n', stderr);
         shown++;
     }
     pthread_mutex_unlock(&ml->mu);

@@ -14,6 +14,12 @@
  *  - ids are exclusive: at most one request per post is in flight, so each answer can be
  *    checked against the model (a GET must show at least the version last acknowledged
  *    before it was sent; a deleted post must be 404; a live one must not be 404);
+ *  - the one exception is the cross-node window of docs/CONSISTENCY.md (guarantee 2): a
+ *    GET answered by a node OTHER than the one that acknowledged a write, sent less than
+ *    lag_ms after that acknowledgement, may show the version before it (the write's
+ *    invalidation is still on its way to that node). Such a read is OK but counted as
+ *    "lagged" (bl_load_stats .lagged, record .lagged); the same answer from the
+ *    acknowledging node, or later than lag_ms, is STALE;
  *  - every POST carries a unique title "<tag>-<seq>", so a post that was stored although
  *    its POST failed (response lost) is found by bl_load_verify();
  *  - it stops by itself after duration_ms (or bl_load_stop()).
@@ -47,17 +53,27 @@ struct bl_load_opts {
     const char *tag;                    /* POST title prefix, unique per run (default "load") */
     int body_bytes;                     /* post body size (default 200) */
     bool fresh_conns;                   /* a new TCP connection for every request */
+    int lag_ms;                         /* cross-node window (see above); 0 = default
+                                           BL_LOAD_LAG_MS, < 0 = none (strict) */
 };
+
+#define BL_LOAD_LAG_MS 100              /* generous bound of the invalidation delay */
 
 struct bl_load_rec {
     uint64_t t0_us, t1_us;              /* CLOCK_MONOTONIC, µs (bl_load_mono_us) */
     uint8_t op;                         /* enum bl_load_op */
     uint8_t cls;                        /* enum bl_load_class */
+    bool lagged;                        /* OK only through the cross-node window */
     uint16_t status;                    /* HTTP status, 0 = transport error */
     int32_t post;                       /* model index (-1: list, failed POST) */
     uint32_t version;                   /* version in the answer (0 = none) */
     char node[12];                      /* X-Blog-Node */
     char code[28];                      /* error code of the JSON body, or curl's error */
+    /* GET/PUT/DELETE: the model when the request was sent - the version last acknowledged
+     * (a lower bound), which node acknowledged it (X-Blog-Node) and when (0: seeding) */
+    uint32_t acked;
+    uint64_t ack_us;
+    char ack_node[12];
 };
 
 /* Per-op outcome counts. */
@@ -65,6 +81,7 @@ struct bl_load_stats {
     long n[BL_LOAD_NOPS][3];            /* [op][class] */
     long total, ok, fail, stale;
     long delete_404;                    /* DELETE answered 404 (already gone: a retried DELETE) */
+    long lagged;                        /* GETs OK only through the cross-node window */
 };
 
 /* Result of bl_load_verify(). */

@@ -127,12 +127,12 @@ main(int argc, char **argv)
     bl_load_stats(l, 0, 0, &st);
     printf("summary requests=%ld ok=%ld failed=%ld stale=%ld get_failed=%ld put_failed=%ld "
            "post_failed=%ld delete_failed=%ld list_failed=%ld delete_404=%ld p50_ms=%.2f "
-           "p99_ms=%.2f\n",
+           "p99_ms=%.2f lagged=%ld\n",
            st.total, st.ok, st.fail, st.stale, st.n[BL_LOAD_GET][BL_LOAD_FAIL],
            st.n[BL_LOAD_PUT][BL_LOAD_FAIL], st.n[BL_LOAD_POST][BL_LOAD_FAIL],
            st.n[BL_LOAD_DELETE][BL_LOAD_FAIL], st.n[BL_LOAD_LIST][BL_LOAD_FAIL], st.delete_404,
            (double)bl_load_pctl(l, 0x1f, 0, 0, 50, NULL) / 1000.0,
-           (double)bl_load_pctl(l, 0x1f, 0, 0, 99, NULL) / 1000.0);
+           (double)bl_load_pctl(l, 0x1f, 0, 0, 99, NULL) / 1000.0, st.lagged);
     bad = st.fail != 0 || st.stale != 0;
     if (bad) {
         bl_load_print_failures(l, 20);
