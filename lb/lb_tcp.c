@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "bl/bl_conf.h"
@@ -133,7 +134,7 @@ pump(struct lb_tconn *t, struct tdir *d, int src, int dst)
                 r = splice(src, NULL, d->pw, NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             } else {
                 want = TCP_BUF - d->len;
-                r = read(src, d->buf + d->len, want);
+                r = recv(src, d->buf + d->len, want, 0);
             }
             if (r > 0) {
                 if (d->pr >= 0) {
@@ -158,7 +159,7 @@ pump(struct lb_tconn *t, struct tdir *d, int src, int dst)
             if (d->pr >= 0) {
                 r = splice(d->pr, NULL, dst, NULL, d->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
             } else {
-                r = write(dst, d->buf + d->off, d->len - d->off);
+                r = send(dst, d->buf + d->off, d->len - d->off, MSG_NOSIGNAL);
             }
             if (r > 0) {
                 if (d->pr >= 0) {

@@ -7,7 +7,7 @@
 #   tests/bench/lb-bench.sh callgrind    user-space instructions per proxied request
 #
 # Environment: BLOG_LB_BIN (default build/lb/blog-lb), ROUNDS (2), DURATION (10s),
-# CONNS (64), IDS (10000), REQUESTS (20000, callgrind mode), KEEP=1 keeps the temp dir,
+# CONNS (64), IDS (10000), REQUESTS (20000, callgrind mode), RATE (20000, tcprate), KEEP=1 keeps the temp dir,
 # SCENARIOS (which of rr hash tls tlsnew tcp), HANDSHAKES (4000, tlsnew).
 #
 # Scenarios, one LB worker / thread each, keep-alive on both sides:
@@ -20,6 +20,11 @@
 #         (ab -n HANDSHAKES -c 16 https://..., no keep-alive, no session reuse)
 #   tcp   GET /posts through an L4 listener (blog-lb mode: tcp, maglev on the client
 #         address; HAProxy mode tcp, balance source), keep-alive end to end
+#   tcprate (opt-in, not in the default list) the tcp scenario at a FIXED offered rate
+#         (RATE req/s, default 20000; tests/bench/openloop.c, CONNS keep-alive
+#         connections, open loop): both proxies do the same work per second, so the CPU
+#         per request compares equal batching (closed-loop wrk lets the faster proxy run
+#         more requests per second with fewer per wake-up, which costs it per request)
 # Figures: requests/s, p50/p99 latency (wrk), and the LB process's CPU time per request
 # (utime + stime from /proc/PID/stat before and after the run, divided by the requests).
 set -euo pipefail
@@ -35,6 +40,7 @@ IDS=${IDS:-10000}
 SCENARIOS=${SCENARIOS:-rr hash tls tlsnew tcp}
 HANDSHAKES=${HANDSHAKES:-4000}
 REQUESTS=${REQUESTS:-20000}
+RATE=${RATE:-20000}
 HAPROXY=${HAPROXY:-haproxy}
 NGINX=${NGINX:-nginx}
 
@@ -262,6 +268,30 @@ run_ab() {
     printf "%-14s %10s %9s %9s %10s\n" "$name" "$rps" "$p50" "$p99" "$cpu" | tee -a "$TMP/results"
 }
 
+# run_openloop NAME PID PORT -> fixed rate (RATE req/s) for DURATION, same result columns
+run_openloop() {
+    local name=$1 pid=$2 port=$3
+    local t0 t1 out reqs rps p50 p99 hz cpu secs
+    hz=$(getconf CLK_TCK)
+    secs=${DURATION%s}
+    [ -x "$TMP/openloop" ] || cc -O2 -o "$TMP/openloop" "$HERE/openloop.c"
+    [ -f "$TMP/ids.txt" ] || awk -v n="$IDS" 'BEGIN {for (i = 1; i <= n; i++) printf "%08x%016x\n", 1694498816 + i, i}' >"$TMP/ids.txt"
+    "$TMP/openloop" 127.0.0.1 "$port" "$RATE" 1 "$CONNS" "$TMP/ids.txt" 1 >/dev/null || true
+    t0=$(cpu_ticks "$pid")
+    out=$("$TMP/openloop" 127.0.0.1 "$port" "$RATE" "$secs" "$CONNS" "$TMP/ids.txt" 7)
+    t1=$(cpu_ticks "$pid")
+    reqs=$(echo "$out" | sed -n 's/.* completed=\([0-9]*\).*/\1/p')
+    rps=$(echo "$out" | sed -n 's/.* achieved=\([0-9.]*\).*/\1/p')
+    p50=$(echo "$out" | sed -n 's/.* p50=\([0-9.]*\).*/\1us/p')
+    p99=$(echo "$out" | sed -n 's/.* p99=\([0-9.]*\).*/\1us/p')
+    if ! echo "$out" | grep -q ' errors=0 non2xx=0 '; then
+        echo "lb-bench: $name: errors: $out" >&2
+        exit 1
+    fi
+    cpu=$(awk -v a="$t0" -v b="$t1" -v n="$reqs" -v hz="$hz" 'BEGIN {printf "%.2f", (b - a) / hz * 1e6 / n}')
+    printf "%-14s %10s %9s %9s %10s\n" "$name" "$rps" "$p50" "$p99" "$cpu" | tee -a "$TMP/results"
+}
+
 to_ms() {   # wrk latency "512.00us" / "1.20ms" / "1.1s" -> ms
     awk -v v="$1" 'BEGIN { if (v ~ /us$/) {sub(/us$/,"",v); print v/1000} else if (v ~ /ms$/) {sub(/ms$/,"",v); print v} else if (v ~ /s$/) {sub(/s$/,"",v); print v*1000} else print v }'
 }
@@ -289,7 +319,7 @@ if [ "$MODE" = callgrind ]; then
             [ -n "$dump" ] && grep -q '^totals:' "$dump" && break
             sleep 0.1
         done
-        ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1; exit}')
+        ir=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ && !d {gsub(",","",$1); print $1; d = 1}')
         printf "blog-lb %-36s %s Ir / %s requests = %s instructions per request\n" "$path" \
             "$ir" "$REQUESTS" "$(awk -v a="$ir" -v n="$REQUESTS" 'BEGIN {printf "%.0f", a / n}')"
         callgrind_annotate "$dump" 2>/dev/null | sed -n '1,60p' >"$TMP/annotate$(echo "$path" | tr / _).txt"
@@ -324,6 +354,10 @@ for r in $(seq 1 "$ROUNDS"); do
     if has tcp; then
         run_wrk "blog-lb/tcp" "$LB_PID" "http://127.0.0.1:$LB_TCP/posts"
         run_wrk "haproxy/tcp" "$HA_PID" "http://127.0.0.1:$HA_TCP/posts"
+    fi
+    if has tcprate; then
+        run_openloop "blog-lb/tcprate" "$LB_PID" "$LB_TCP"
+        run_openloop "haproxy/tcprate" "$HA_PID" "$HA_TCP"
     fi
 done
 
