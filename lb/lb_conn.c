@@ -1104,6 +1104,57 @@ lb_conn_slot(struct lb_conn *c, struct lb_bconn *b)
     }
 }
 
+/* Whether snapshot <st> still routes new requests to <n>: present, up (health and drain
+ * are folded into st->up by lb_state_publish) and not removed. */
+static int
+node_routable(const struct lb_state *st, const struct lb_node *n)
+{
+    if (atomic_load_explicit(&n->removed, memory_order_relaxed) ||
+        atomic_load_explicit(&n->draining, memory_order_relaxed)) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < st->nnodes; i++) {
+        if (st->nodes[i] == n) {
+            return st->up[i] != 0;
+        }
+    }
+    return 0;
+}
+
+void
+lb_conn_reroute_queued(struct lb_worker *w)
+{
+    struct lb_state *st = w->st;
+
+    if (st == NULL) {
+        return;
+    }
+    for (uint32_t i = 0; i < w->nwnodes; i++) {
+        struct lb_wnode *wn = w->wnodes[i];
+        uint32_t moved = 0;
+        if (wn == NULL || wn->qhead == NULL || node_routable(st, wn->node)) {
+            continue;
+        }
+        /* The node is not picked by this snapshot, so nothing dispatched below can join
+         * its queue again: the loop ends. */
+        while (wn->qhead != NULL) {
+            struct lb_conn *c = wn->qhead;
+            lb_backend_dequeue(wn, c);
+            inflight_dec(c);
+            c->state = LB_CS_CONNECT;
+            /* nothing was sent there: forget the attempt (the down node is not picked
+             * anyway), so the move costs neither a retry nor the retry budget */
+            if (c->attempts > 0 && c->tried[c->attempts - 1] == (int16_t)wn->node->id) {
+                c->attempts--;
+            }
+            moved++;
+            dispatch(c, 503);
+        }
+        bl_log(BL_LOG_INFO, "node %s is out of the routing: %u queued request(s) moved",
+               wn->node->name, moved);
+    }
+}
+
 static int
 idempotent(int method)
 {

@@ -175,6 +175,14 @@ lb_state_publish(struct lb_proc *p)
         }
         old->retired_next = p->retired;
         p->retired = old;
+        /* wake the workers: one blocked in epoll would otherwise adopt the snapshot only
+         * at its next event, and requests queued on a node that just went down would
+         * wait for it (lb_conn_reroute_queued) */
+        for (uint32_t i = 0; i < p->nworkers; i++) {
+            if (p->workers[i].loop != NULL) {
+                ev_async_send(p->workers[i].loop, &p->workers[i].wake);
+            }
+        }
     }
     rc = 0;
 out:

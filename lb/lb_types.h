@@ -297,6 +297,7 @@ struct lb_worker {
     char *scratch;                      /* head rewriting extras */
     uint64_t rng;                       /* xorshift state */
     uint32_t rr;                        /* round-robin cursor */
+    uint64_t st_gen;                    /* generation of the last snapshot adopted */
     char rid_next[25];                  /* next X-Request-Id: 8 random hex + 2 hex worker
                                          * id + a 14-hex-digit counter, incremented in place */
     struct lb_budget budget;

@@ -20,10 +20,10 @@
  *    stored once n2 resumes (it sat in the stopped process's socket): counted and printed
  *    as "stored but unacknowledged" (a finding: see docs/TESTING-FAULTS.md).
  *
- * Why queue_timeout 3s: requests waiting in n2's queue are not moved to the next
- * preference when n2 is ejected; with queue_timeout <= response_timeout they get
- * 503 queue_timeout (idempotent ones included) - reported in docs/TESTING-FAULTS.md. With
- * a longer queue they get a connection after the first timeouts and are retried.
+ * Why queue_timeout 3s: requests waiting in n2's queue are moved to the next preference
+ * when n2 is ejected (lb_conn_reroute_queued), but the ejection itself only comes with the
+ * first response timeout (1 s) after the stop: with queue_timeout <= response_timeout a
+ * request queued at the moment of the stop would race the ejection.
  *
  * If n2 happens to be stopped inside an LMDB write transaction it holds the writer mutex
  * of the shared environment and every node's writes wait for it (a finding, printed with

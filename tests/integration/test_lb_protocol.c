@@ -469,8 +469,10 @@ test_admin_token(void **state)
 struct qreq {
     int port;
     const char *path;
+    const char *method;         /* NULL = GET; POST sends "{}" */
     long status;
     char retry_after[16];
+    char node[32];              /* X-Blog-Node of the answer */
     long ms;
 };
 
@@ -484,10 +486,17 @@ qreq_run(void *arg)
     char *ra;
 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", q->port, q->path);
-    r = bl_h_http("GET", url, NULL, NULL, 0);
+    if (q->method != NULL && strcmp(q->method, "POST") == 0) {
+        r = bl_h_http("POST", url, NULL, "{}", 2);
+    } else {
+        r = bl_h_http(q->method != NULL ? q->method : "GET", url, NULL, NULL, 0);
+    }
     q->status = r->status;
     ra = bl_h_header(r, "Retry-After");
     snprintf(q->retry_after, sizeof(q->retry_after), "%s", ra ? ra : "");
+    free(ra);
+    ra = bl_h_header(r, "X-Blog-Node");
+    snprintf(q->node, sizeof(q->node), "%s", ra ? ra : "");
     free(ra);
     q->ms = it_now_ms() - t0;
     bl_h_resp_free(r);
@@ -513,6 +522,7 @@ test_queue_overflow(void **state)
                "  limits: {node_max_conns: 1, queue_size: 1, queue_timeout: 1s}\n",
                &be, 1);
     lb = it_lb_start(conf, log, admin);
+    memset(q, 0, sizeof(q));
     for (int i = 0; i < 4; i++) {
         q[i].port = port;
         q[i].path = "/posts/slow?ms=3000";
@@ -542,6 +552,105 @@ test_queue_overflow(void **state)
     assert_int_equal(n503, 3);
     assert_int_equal(timed_out, 1);
     assert_int_equal(bl_h_stop(lb, SIGTERM, 8000) >= 0, 1);
+}
+
+/* ---- queued requests move when their node is ejected --------------------------------
+ * One worker, node_max_conns 1, a queue, bounded_load 0 (every request for one id goes to
+ * its Maglev owner). A slow GET holds the owner's only connection, three GETs and a POST
+ * for the same id wait in its queue; the owner is SIGSTOPped and the active health checks
+ * eject it: the queued requests are answered by the other node well before queue_timeout
+ * (nothing had been sent to the owner for them, so the POST moves too). */
+
+static void
+test_queue_reroute(void **state)
+{
+    char conf[1024], log[1024], url[256];
+    int port = bl_h_free_port(), admin = bl_h_free_port(), be[2], owner;
+    pid_t bp[2], lb;
+    const char *names[2] = { "q1", "q2" };
+    struct qreq slow, q[4];
+    pthread_t th_slow, th[4];
+    struct bl_h_resp *r;
+    char *node;
+    long t_stop;
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        be[i] = bl_h_free_port();
+        bp[i] = it_backend(g_dir, names[i], be[i], NULL, NULL);
+    }
+    snprintf(conf, sizeof(conf), "%s/lbqr.yaml", g_dir);
+    snprintf(log, sizeof(log), "%s/lbqr.log", g_dir);
+    {
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "cluster: {name: it}\nnode: {cache: {enabled: false}}\n"
+                 "lb:\n  listeners: [{bind: \"127.0.0.1:%d\", mode: http}]\n"
+                 "  admin: {bind: \"127.0.0.1:%d\", metrics_public: true}\n  workers: 1\n"
+                 "  health: {interval: 100ms, timeout: 300ms, rise: 1, fall: 2}\n"
+                 "  balance: {bounded_load: 0}\n"
+                 "  limits: {node_max_conns: 1, queue_size: 8, queue_timeout: 6s,"
+                 " response_timeout: 20s}\n"
+                 "nodes:\n  - {name: q1, addr: \"127.0.0.1:%d\"}\n"
+                 "  - {name: q2, addr: \"127.0.0.1:%d\"}\n",
+                 port, admin, be[0], be[1]);
+        bl_h_write_file(conf, text);
+    }
+    lb = it_lb_start(conf, log, admin);
+    /* the owner of id "slow" */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/posts/slow?ms=0", port);
+    r = bl_h_http("GET", url, NULL, NULL, 0);
+    assert_int_equal(r->status, 200);
+    node = bl_h_header(r, "X-Blog-Node");
+    assert_non_null(node);
+    owner = strcmp(node, names[0]) == 0 ? 0 : 1;
+    assert_string_equal(node, names[owner]);
+    free(node);
+    bl_h_resp_free(r);
+    /* the slow one takes the owner's only connection */
+    memset(&slow, 0, sizeof(slow));
+    slow.port = port;
+    slow.path = "/posts/slow?ms=2500";
+    pthread_create(&th_slow, NULL, qreq_run, &slow);
+    it_sleep_ms(200);
+    memset(q, 0, sizeof(q));
+    for (int i = 0; i < 4; i++) {
+        q[i].port = port;
+        q[i].path = "/posts/slow?ms=0";
+        q[i].method = i == 3 ? "POST" : "GET";
+        pthread_create(&th[i], NULL, qreq_run, &q[i]);
+    }
+    it_sleep_ms(300);
+    /* they wait in the owner's queue */
+    {
+        char series[64];
+        snprintf(series, sizeof(series), "blog_lb_queue_depth{node=\"%s\"}", names[owner]);
+        assert_true(it_metric(admin, series, NULL) == 4.0);
+    }
+    t_stop = it_now_ms();
+    kill(bp[owner], SIGSTOP);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+    }
+    for (int i = 0; i < 4; i++) {
+        fprintf(stderr, "queued %s: status %ld node %s after %ld ms\n", q[i].method, q[i].status,
+                q[i].node, q[i].ms);
+        assert_int_equal(q[i].status, 200);
+        assert_string_equal(q[i].node, names[1 - owner]);
+        assert_true(q[i].ms < 3000);        /* queue_timeout is 6 s */
+    }
+    assert_true(it_now_ms() - t_stop < 3000);
+    {
+        char series[64];
+        snprintf(series, sizeof(series), "blog_lb_node_up{node=\"%s\"}", names[owner]);
+        assert_true(it_metric(admin, series, NULL) == 0.0);
+    }
+    kill(bp[owner], SIGCONT);
+    pthread_join(th_slow, NULL);
+    bl_h_stop(lb, SIGTERM, 5000);
+    for (int i = 0; i < 2; i++) {
+        bl_h_stop(bp[i], SIGTERM, 2000);
+    }
 }
 
 /* ---- max_client_conns and rate_per_ip ------------------------------------------- */
@@ -761,6 +870,7 @@ main(void)
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_admin_token),
         cmocka_unit_test(test_queue_overflow),
+        cmocka_unit_test(test_queue_reroute),
         cmocka_unit_test(test_client_limits),
         cmocka_unit_test(test_retries),
         cmocka_unit_test(test_graceful_sigterm),   /* last: stops the shared LB */
