@@ -130,6 +130,11 @@ check_cb(struct ev_loop *loop, ev_check *ck, int revents)
     (void)revents;
     lb_state_worker_online(w);
     sync_nodes(w);
+    if (w->st != NULL && w->st->gen != w->st_gen) {
+        /* a new snapshot: requests queued on a node it no longer routes to move on */
+        w->st_gen = w->st->gen;
+        lb_conn_reroute_queued(w);
+    }
 }
 
 static void
