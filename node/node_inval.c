@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -48,6 +49,7 @@ struct origin {
 struct queued {
     char msg[MSG_MAX];
     size_t len;
+    uint64_t seq;
 };
 
 struct node_inval {
@@ -88,6 +90,8 @@ struct node_inval {
     atomic_size_t qlen_seen;            /* qlen for /metrics without the lock (a PUBLISH may
                                            hold it for its 300 ms timeout) */
     uint64_t dropped;                   /* queue overflows */
+    atomic_uint_fast64_t out_seq;       /* highest seq that reached Redis (sent or replayed) */
+    bool pub_silent;                    /* the link was closed after a timeout (a hang) */
 
     struct bl_metric *m_sent, *m_received, *m_pub_fail, *m_delay, *m_gaps, *m_resubs, *m_ignored;
 };
@@ -311,7 +315,7 @@ real_us(void)
 }
 
 static void
-queue_push_locked(struct node_inval *iv, const char *msg, size_t len)
+queue_push_locked(struct node_inval *iv, const char *msg, size_t len, uint64_t seq)
 {
     struct queued *q;
 
@@ -327,6 +331,7 @@ queue_push_locked(struct node_inval *iv, const char *msg, size_t len)
     q = &iv->queue[(iv->qhead + iv->qlen) % NODE_INVAL_QUEUE_MAX];
     memcpy(q->msg, msg, len);
     q->len = len;
+    q->seq = seq;
     iv->qlen++;
     atomic_store(&iv->qlen_seen, iv->qlen);
 }
@@ -341,16 +346,36 @@ pub_close_locked(struct node_inval *iv)
     atomic_store(&iv->writable, false);
 }
 
-/* One PUBLISH on the sync link; false on any failure (the link is then closed). */
+/*
+ * One PUBLISH on the sync link; false on any failure (the link is then closed). *silent
+ * (may be NULL) tells whether the failure was a timeout - Redis (or the path to it) hangs,
+ * which its subscribers only notice by their own PING timeout - rather than a closed link
+ * or an error reply, which they see at once.
+ */
 static bool
-pub_send_locked(struct node_inval *iv, const char *msg, size_t len)
+pub_send_locked(struct node_inval *iv, const char *msg, size_t len, bool *silent)
 {
     redisReply *r;
+    int err;
 
+    if (silent != NULL) {
+        *silent = false;
+    }
     if (iv->pub == NULL) {
+        /* closed by a concurrent write's failure, or by the subscription's loss */
+        if (silent != NULL) {
+            *silent = iv->pub_silent;
+        }
         return false;
     }
+    errno = 0;
     r = redisCommand(iv->pub, "PUBLISH %s %b", iv->channel, msg, len);
+    err = errno;
+    iv->pub_silent = r == NULL && iv->pub->err == REDIS_ERR_IO &&
+                     (err == EAGAIN || err == EWOULDBLOCK || err == ETIMEDOUT);
+    if (silent != NULL) {
+        *silent = iv->pub_silent;
+    }
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         bl_log(BL_LOG_WARN, "redis PUBLISH failed: %s",
                r != NULL ? r->str : iv->pub->errstr[0] ? iv->pub->errstr : "connection lost");
@@ -416,9 +441,10 @@ pub_open(struct node_inval *iv)
     while (iv->qlen > 0) {
         struct queued *q = &iv->queue[iv->qhead];
 
-        if (!pub_send_locked(iv, q->msg, q->len)) {
+        if (!pub_send_locked(iv, q->msg, q->len, NULL)) {
             break;
         }
+        atomic_store(&iv->out_seq, q->seq);
         iv->qhead = (iv->qhead + 1) % NODE_INVAL_QUEUE_MAX;
         iv->qlen--;
     }
@@ -429,15 +455,21 @@ pub_open(struct node_inval *iv)
     pthread_mutex_unlock(&iv->pub_lock);
 }
 
-/* Builds and publishes (or queues) one message. Returns true when it went out now. */
+/* Builds and publishes (or queues) one message. Returns true when it went out now;
+ * *seq_out (may be NULL) gets its sequence number (0: not even queued), *silent (may be
+ * NULL) whether it failed by a timeout (pub_send_locked). */
 static bool
-publish(struct node_inval *iv, bool flush, const char *id, uint64_t version)
+publish(struct node_inval *iv, bool flush, const char *id, uint64_t version, uint64_t *seq_out,
+        bool *silent)
 {
     struct node_inval_msg m;
     char buf[MSG_MAX];
     size_t len;
     bool ok;
 
+    if (seq_out != NULL) {
+        *seq_out = 0;
+    }
     memset(&m, 0, sizeof(m));
     m.flush = flush;
     snprintf(m.id, sizeof(m.id), "%s", id != NULL ? id : "");
@@ -455,12 +487,17 @@ publish(struct node_inval *iv, bool flush, const char *id, uint64_t version)
         bl_log(BL_LOG_ERROR, "cannot encode an invalidation of %s", m.id);
         return false;
     }
-    ok = pub_send_locked(iv, buf, len);
-    if (!ok) {
+    ok = pub_send_locked(iv, buf, len, silent);
+    if (ok) {
+        atomic_store(&iv->out_seq, m.seq);
+    } else {
         bl_metric_inc(iv->m_pub_fail);
-        queue_push_locked(iv, buf, len);
+        queue_push_locked(iv, buf, len, m.seq);
     }
     pthread_mutex_unlock(&iv->pub_lock);
+    if (seq_out != NULL) {
+        *seq_out = m.seq;
+    }
     return ok;
 }
 
@@ -477,9 +514,28 @@ void
 node_inval_post_written(struct node_inval *iv, struct node_cache *cache, const char *id,
                         uint64_t version)
 {
+    uint64_t t0, seq;
+    bool silent;
+
     node_cache_invalidate_post(cache, id);
-    if (iv != NULL) {
-        (void)publish(iv, false, id, version);
+    if (iv == NULL) {
+        return;
+    }
+    t0 = bl_time_mono_ms();
+    if (publish(iv, false, id, version, &seq, &silent) || !silent) {
+        return;                         /* sent, or Redis closed: every peer saw it too */
+    }
+    /*
+     * The write is durable but the other nodes did not hear of it, and Redis did not answer
+     * in time: if it hangs they may serve the old version until their own PING times out.
+     * Hold the answer until every peer must have noticed (and flushed), or until the queued
+     * message was replayed. Redis cannot have hung later than t0.
+     */
+    while (bl_time_mono_ms() - t0 < NODE_INVAL_HOLD_MS &&
+           (seq == 0 || atomic_load(&iv->out_seq) < seq)) {
+        struct timespec ts = {0, 10 * 1000000L};
+
+        nanosleep(&ts, NULL);
     }
 }
 
@@ -494,7 +550,7 @@ node_inval_flush(struct node_inval *iv, struct node_cache *cache, const char *id
     if (iv == NULL) {
         return 0;
     }
-    return publish(iv, true, id, 0) ? 0 : BL_EUNAVAIL;
+    return publish(iv, true, id, 0, NULL, NULL) ? 0 : BL_EUNAVAIL;
 }
 
 bool
@@ -518,6 +574,8 @@ sub_lost(struct node_inval *iv, const char *why)
     node_cache_flush(iv->cache);
     pthread_mutex_lock(&iv->pub_lock);
     pub_close_locked(iv);
+    /* a PING or connect timeout is a hang the peers may not have seen yet */
+    iv->pub_silent = strstr(why, "timed out") != NULL;
     pthread_mutex_unlock(&iv->pub_lock);
     iv->state = SUB_DOWN;
     iv->ping_out = false;
@@ -949,6 +1007,7 @@ node_inval_create(const struct bl_conf *conf, const char *origin, struct node_ca
     iv->state = SUB_DOWN;
     atomic_init(&iv->subscribed, false);
     atomic_init(&iv->writable, false);
+    atomic_init(&iv->out_seq, 0);
     pthread_mutex_init(&iv->pub_lock, NULL);
     node_cache_set_coherent(cache, false);
     ev_async_init(&iv->stop_w, on_stop);

@@ -33,6 +33,10 @@
 #define NODE_INVAL_PING_MS 300
 #define NODE_INVAL_PING_TIMEOUT_MS 600
 #define NODE_INVAL_IO_TIMEOUT_MS 300   /* PUBLISH/connect socket timeouts */
+/* A write whose PUBLISH failed is answered only after this long (from the PUBLISH), unless
+ * the message was replayed sooner: every subscribed peer has then detected a hung Redis
+ * (ping period + timeout + two housekeeping ticks + 100 ms of scheduling margin). */
+#define NODE_INVAL_HOLD_MS (NODE_INVAL_PING_MS + NODE_INVAL_PING_TIMEOUT_MS + 200)
 
 struct node_inval;
 struct bl_metrics;
@@ -98,7 +102,10 @@ int node_inval_write_begin(struct node_inval *iv);
 /*
  * After a successful write of post <id> (new <version>, 0 for a delete): drops the
  * local entry and the list pages of <cache> (may be NULL), then publishes. A failed publish
- * queues the message for replay (and marks the link down so later writes are refused).
+ * queues the message for replay (and marks the link down so later writes are refused); a
+ * PUBLISH that timed out (Redis hangs) also blocks the caller (the write's answer) until the
+ * message was replayed or NODE_INVAL_HOLD_MS have passed since the PUBLISH began
+ * (docs/CONSISTENCY.md).
  * NULL <iv>: local invalidation only.
  */
 void node_inval_post_written(struct node_inval *iv, struct node_cache *cache, const char *id,

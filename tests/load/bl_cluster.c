@@ -85,7 +85,7 @@ bl_fc_write_conf(struct bl_fc *fc, unsigned mask)
              "  access_log: false\n"
              "  health: {%s}\n"
              "  balance: {%s}\n"
-             "  limits: {connect_timeout: 300ms, response_timeout: 1s%s%s}\n"
+             "  limits: {connect_timeout: 300ms, response_timeout: %s%s%s}\n"
              "  shutdown_timeout: 2s\n"
              "nodes:\n%s"
              "log: {level: info}\n",
@@ -94,7 +94,7 @@ bl_fc_write_conf(struct bl_fc *fc, unsigned mask)
              o->lb_workers > 0 ? o->lb_workers : 2,
              o->health != NULL ? o->health : "interval: 200ms, timeout: 500ms, rise: 2, fall: 2",
              o->balance != NULL ? o->balance : "retries: 1, retry_budget: 0.2",
-             o->limits != NULL ? ", " : "", o->limits != NULL ? o->limits : "", nodes);
+             o->response_timeout != NULL ? o->response_timeout : "1s", o->limits != NULL ? ", " : "", o->limits != NULL ? o->limits : "", nodes);
     bl_h_write_file(fc->conf, text);
 }
 

@@ -30,6 +30,7 @@ struct bl_fc_opts {
     const char *health;                 /* flow-mapping body for lb.health (NULL: fast checks) */
     const char *limits;                 /* extra "key: value" items for lb.limits, or NULL */
     const char *balance;                /* flow-mapping body for lb.balance, or NULL */
+    const char *response_timeout;       /* lb.limits.response_timeout (NULL: "1s") */
 };
 
 struct bl_fc {
