@@ -972,6 +972,38 @@ bl_load_print(const struct bl_load *l, const char *label)
             st.delete_404, st.lagged);
 }
 
+/*
+ * Prints the acknowledged writes (POST/PUT answered OK) of the post of GET record <r> that
+ * were answered before the GET was sent and are not older than the version it served:
+ * version, answering node and age at send (ms). Caller holds l->mu.
+ */
+static void
+print_ack_history(const struct bl_load *l, const struct bl_load_rec *r)
+{
+    int n = 0;
+
+    fprintf(stderr, "; ack history (version node age-at-send ms):");
+    for (size_t i = 0; i < l->nrecs; i++) {
+        const struct bl_load_rec *w = &l->recs[i];
+
+        if (w->post != r->post || w->cls != BL_LOAD_OK ||
+            (w->op != BL_LOAD_PUT && w->op != BL_LOAD_POST) || w->t1_us > r->t0_us ||
+            w->version < r->version) {
+            continue;
+        }
+        fprintf(stderr, " %u %s %.3f%s", w->version, w->node[0] ? w->node : "-",
+                ((double)r->t0_us - (double)w->t1_us) / 1000.0,
+                strcmp(w->node, r->node) == 0 && w->version > r->version ? " (SAME NODE)" : "");
+        if (++n == 32) {
+            fprintf(stderr, " ...");
+            break;
+        }
+    }
+    if (n == 0) {
+        fprintf(stderr, " none recorded (seeded)");
+    }
+}
+
 void
 bl_load_print_failures(const struct bl_load *l, int max)
 {
@@ -995,6 +1027,9 @@ bl_load_print_failures(const struct bl_load *l, int max)
                     ((double)r->t0_us - (double)r->ack_us) / 1000.0);
         } else if (r->post >= 0) {
             fprintf(stderr, "; acknowledged version %u (seeded)", r->acked);
+        }
+        if (r->op == BL_LOAD_GET && r->cls == BL_LOAD_STALE && r->post >= 0) {
+            print_ack_history(l, r);
         }
         fputc('\n', stderr);
         shown++;
