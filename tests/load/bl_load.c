@@ -981,20 +981,34 @@ static void
 print_ack_history(const struct bl_load *l, const struct bl_load_rec *r)
 {
     int n = 0;
+    uint64_t since = 0;
 
-    fprintf(stderr, "; ack history (version node age-at-send ms):");
+    fprintf(stderr, "; ack history (version node age-at-send ms; r: a GET answered before, "
+            "with its send age):");
     for (size_t i = 0; i < l->nrecs; i++) {
         const struct bl_load_rec *w = &l->recs[i];
+        bool write = w->op == BL_LOAD_PUT || w->op == BL_LOAD_POST;
 
-        if (w->post != r->post || w->cls != BL_LOAD_OK ||
-            (w->op != BL_LOAD_PUT && w->op != BL_LOAD_POST) || w->t1_us > r->t0_us ||
-            w->version < r->version) {
+        if (w->post != r->post || w->cls != BL_LOAD_OK || w->t1_us > r->t0_us || w == r ||
+            (!write && w->op != BL_LOAD_GET)) {
             continue;
         }
-        fprintf(stderr, " %u %s %.3f%s", w->version, w->node[0] ? w->node : "-",
-                ((double)r->t0_us - (double)w->t1_us) / 1000.0,
-                strcmp(w->node, r->node) == 0 && w->version > r->version ? " (SAME NODE)" : "");
-        if (++n == 32) {
+        if (write && w->version == r->version) {
+            since = w->t1_us;
+        }
+        if (write ? w->version < r->version : since == 0 || w->t0_us < since) {
+            continue;
+        }
+        if (!write) {
+            fprintf(stderr, " r%u %s %.3f", w->version, w->node[0] ? w->node : "-",
+                    ((double)r->t0_us - (double)w->t0_us) / 1000.0);
+        } else {
+            fprintf(stderr, " %u %s %.3f%s", w->version, w->node[0] ? w->node : "-",
+                    ((double)r->t0_us - (double)w->t1_us) / 1000.0,
+                    strcmp(w->node, r->node) == 0 && w->version > r->version ? " (SAME NODE)"
+                                                                              : "");
+        }
+        if (++n == 48) {
             fprintf(stderr, " ...");
             break;
         }
