@@ -470,8 +470,8 @@ def scaling(R, meta):
                  fnum(hit, 4), fnum(hit_m, 4), fnum(hit_p, 4), fnum(wshare * 100, 1), fnum(redis_w, 1)))
     o.append("")
     o.append("Derived (arithmetic): a PUT costs the node about (mix − 0.95 × hit) / 0.05 = "
-             "(%s − 0.95 × %s) / 0.05 = **%s µs** of CPU, nearly all of it the LMDB commit's "
-             "fsync (docs/BENCHMARKS.md, blog-node section). Per-request node cost at hit ratio "
+             "(%s − 0.95 × %s) / 0.05 = **%s µs** of CPU, most of it the durable LMDB commit "
+             "(docs/BENCHMARKS.md, blog-node section). Per-request node cost at hit ratio "
              "h, model: 0.95 × (h × hit + (1 − h) × miss) + 0.05 × PUT." % (
                  fnum(node_mix, 2), fnum(node_hit, 2), fnum(put_cost, 0)))
     o.append("")
@@ -583,8 +583,8 @@ def scaling(R, meta):
              "node resubscribes and flushes its cache (DESIGN §3), a cold-cache burst on the "
              "store proportional to the rate × miss cost.")
     o.append("- **Writes are the expensive path**: each PUT waits for a durable commit (%s µs "
-             "of node CPU measured, mostly fsync), so write throughput per store host, not CPU, "
-             "bounds the write share." % fnum(put_cost, 0))
+             "of node CPU derived above), so the store host's commit rate, not CPU, bounds the "
+             "write share." % fnum(put_cost, 0))
     o.append("")
     o.append("## 5. What a CDN in front takes off")
     o.append("")
@@ -616,9 +616,10 @@ def scaling(R, meta):
              "invalidations per message, sharded pub/sub by id range so a node only hears about "
              "ids it owns (with maglev, other nodes do not serve those ids anyway, except after "
              "a node-set change), or relying on `cache.ttl` for non-owners.")
-    o.append("2. **Durable writes**: one fsync per PUT (%s µs of CPU each, and the disk's "
-             "latency). The 5 %% write share caps the cluster at the store's commit rate ÷ 0.05; "
-             "group commit in the store driver is the lever." % fnum(put_cost, 0))
+    o.append("2. **Durable writes**: every PUT waits for a durable commit (%s µs of node CPU "
+             "each, derived, plus the disk's latency; the LMDB driver's group commit shares one "
+             "fsync among concurrent writes). The 5 %% write share caps the cluster at the "
+             "store's commit rate ÷ 0.05." % fnum(put_cost, 0))
     o.append("3. **The store on misses**: (1 − h) of GETs; hashing keeps h high (maglev %s vs "
              "p2c %s measured with the same memory), so the store grows with writes, not reads." % (
                  fnum(hit_m, 4), fnum(hit_p, 4)))
