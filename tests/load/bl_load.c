@@ -56,6 +56,7 @@ struct slot {
     char *buf;
     size_t len, cap;
     char node[12];
+    char xcache[8];                     /* X-Cache of the answer (HIT/MISS, "" = none) */
     char location[64];
     char url[320];
     char errbuf[CURL_ERROR_SIZE];
@@ -308,9 +309,11 @@ on_header(char *p, size_t sz, size_t n, void *arg)
     if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
         /* a new (possibly interim) response: forget the previous one's headers */
         s->node[0] = '\0';
+        s->xcache[0] = '\0';
         s->location[0] = '\0';
     }
     header_value(p, len, "X-Blog-Node", 11, s->node, sizeof(s->node));
+    header_value(p, len, "X-Cache", 7, s->xcache, sizeof(s->xcache));
     header_value(p, len, "Location", 8, s->location, sizeof(s->location));
     return len;
 }
@@ -327,6 +330,7 @@ prepare(struct bl_load *l, struct slot *s, const char *method, const char *path,
         s->buf[0] = '\0';
     }
     s->node[0] = '\0';
+    s->xcache[0] = '\0';
     s->location[0] = '\0';
     s->errbuf[0] = '\0';
     snprintf(s->url, sizeof(s->url), "%s%s", l->url, path);
@@ -634,6 +638,7 @@ complete(struct bl_load *l, struct slot *s, CURLcode cc)
     r.status = (uint16_t)status;
     r.version = (uint32_t)version;
     snprintf(r.node, sizeof(r.node), "%s", s->node);
+    snprintf(r.xcache, sizeof(r.xcache), "%s", s->xcache);
     r.cls = BL_LOAD_FAIL;
     switch (s->op) {
     case BL_LOAD_GET:
@@ -1043,6 +1048,7 @@ bl_load_print_failures(const struct bl_load *l, int max)
             fprintf(stderr, "; acknowledged version %u (seeded)", r->acked);
         }
         if (r->op == BL_LOAD_GET && r->cls == BL_LOAD_STALE && r->post >= 0) {
+            fprintf(stderr, "; X-Cache %s", r->xcache[0] ? r->xcache : "-");
             print_ack_history(l, r);
         }
         fputc('\n', stderr);

@@ -68,6 +68,7 @@ struct bl_load_rec {
     int32_t post;                       /* model index (-1: list, failed POST) */
     uint32_t version;                   /* version in the answer (0 = none) */
     char node[12];                      /* X-Blog-Node */
+    char xcache[8];                     /* X-Cache (HIT/MISS; "" when absent) */
     char code[28];                      /* error code of the JSON body, or curl's error */
     /* GET/PUT/DELETE: the model when the request was sent - the version last acknowledged
      * (a lower bound), which node acknowledged it (X-Blog-Node) and when (0: seeding) */
