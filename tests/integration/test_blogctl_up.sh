@@ -27,23 +27,9 @@ fail() {
     exit 1
 }
 
-ports=$(python3 -c '
-import socket
-ss=[socket.socket() for _ in range(7)]
-for s in ss: s.bind(("127.0.0.1",0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))')
-read -r p_lb p_admin p_n1 p_n2 p_n3 p_redis p_ctld <<<"$ports"
+. "$SRC/tests/integration/demo_config.sh"
 cfg=$tmp/cluster.yaml
-python3 - "$SRC/examples/local.yaml" "$cfg" "$tmp/data" "$p_lb" "$p_admin" "$p_n1" "$p_n2" "$p_n3" "$p_redis" "$p_ctld" <<'PY'
-import re, sys
-src, dst, data, lb, admin, n1, n2, n3, redis, ctld = sys.argv[1:]
-m = {"8080": lb, "8404": admin, "9101": n1, "9102": n2, "9103": n3, "6390": redis, "8405": ctld}
-t = open(src).read()
-t = re.sub(r"127\.0\.0\.1:(\d+)", lambda x: "127.0.0.1:" + m.get(x.group(1), x.group(1)), t)
-assert "/var/tmp/blogscale-demo/data" in t
-t = t.replace("/var/tmp/blogscale-demo/data", data)
-open(dst, "w").write(t)
-PY
+demo_config "$SRC/examples/local.yaml" "$cfg" "$tmp/data"
 
 "$BLOGCTL" -c "$cfg" up >"$tmp/up.out" 2>"$tmp/up.err" &
 up_pid=$!
